@@ -1,0 +1,163 @@
+// ChannelU32 and ChannelU32Reader.
+#include "bindings/bind_common.hpp"
+#include "channel/channel.hpp"
+#include "channel/reader.hpp"
+
+namespace fc::bind {
+namespace {
+
+// Releasing the GIL costs ~100 ns; below this many items a copy is cheaper than that.
+constexpr py::ssize_t kReleaseGilAboveItems = 4096;
+
+// A read-only numpy view of `count` u32 words at `words` whose base keeps `owner` alive.
+py::array raw_view(uint32_t* words, size_t count, py::handle owner) {
+  py::array view(py::dtype::of<uint32_t>(), {static_cast<py::ssize_t>(count)},
+                 {static_cast<py::ssize_t>(sizeof(uint32_t))}, words, owner);
+  view.attr("flags").attr("writeable") = false;
+  return view;
+}
+
+// Checks `out` for drain_into and returns its writable u32 pointer.
+uint32_t* checked_output(py::handle out, py::ssize_t& length) {
+  if (!py::isinstance<py::array>(out)) {
+    throw py::type_error("drain_into(out): out must be a numpy.ndarray of dtype uint32, got " +
+                         std::string(py::str(py::type::of(out).attr("__name__"))));
+  }
+  auto arr = py::reinterpret_borrow<py::array>(out);
+  if (!arr.dtype().is(py::dtype::of<uint32_t>())) {
+    throw py::type_error("drain_into(out): out must have dtype uint32, got " +
+                         std::string(py::str(arr.dtype())));
+  }
+  if (arr.ndim() != 1) {
+    throw py::value_error("drain_into(out): out must be 1-dimensional, got ndim=" +
+                          std::to_string(arr.ndim()));
+  }
+  if (!(arr.flags() & py::array::c_style)) {
+    throw py::value_error("drain_into(out): out must be C-contiguous (a strided view would be "
+                          "written out of order); pass np.ascontiguousarray-allocated storage");
+  }
+  if (!arr.writeable()) throw py::value_error("drain_into(out): out is read-only");
+  length = arr.shape(0);
+  return static_cast<uint32_t*>(arr.mutable_data());
+}
+
+}  // namespace
+
+void bind_channel(py::module_& m) {
+  py::class_<ChannelU32, std::shared_ptr<ChannelU32>>(m, "ChannelU32", R"doc(
+A device-to-host ring of u32 items (token ids). Drop-oldest: the producer never blocks; a
+reader that falls more than `capacity` items behind loses the oldest and counts them.
+
+ChannelU32(device, capacity) allocates it; encode CommandBuffer.channel_init(ch) before use.)doc")
+      .def(py::init([](const std::shared_ptr<Device>& device, uint64_t capacity) {
+             if (!device) throw py::type_error("ChannelU32(device, capacity): device is None");
+             return std::make_shared<ChannelU32>(device, capacity);
+           }),
+           py::arg("device"), py::arg("capacity"))
+      .def_property_readonly("capacity", &ChannelU32::capacity)
+      .def_property_readonly("device", &ChannelU32::device)
+      .def_property_readonly(
+          "header",
+          [](py::object self) {
+            auto& ch = self.cast<ChannelU32&>();
+            ch.device()->check_usable("view a channel");
+            return raw_view(ch.header_words(), layout::kHeaderWords, self);
+          },
+          "Raw read-only view of the header words (header_layout() names them). It changes "
+          "under you while the device runs; use a reader to consume items.")
+      .def_property_readonly(
+          "ring",
+          [](py::object self) {
+            auto& ch = self.cast<ChannelU32&>();
+            ch.device()->check_usable("view a channel");
+            return raw_view(ch.ring_words(), ch.capacity(), self);
+          },
+          "Raw read-only view of the ring slots; may be overwritten at any moment while the "
+          "device runs (no validation: use a reader for items).")
+      .def("reader", [](const std::shared_ptr<ChannelU32>& ch) {
+        return std::make_shared<ChannelU32Reader>(ch);
+      });
+
+  py::class_<ChannelU32Reader, std::shared_ptr<ChannelU32Reader>>(m, "ChannelU32Reader", R"doc(
+The CPU side of a ChannelU32: single consumer; lock-free and allocation-free.
+
+Iteration is non-blocking: it yields what is readable now and stops when the ring is empty.
+next(timeout=...) blocks.)doc")
+      .def(py::init<std::shared_ptr<ChannelU32>>(), py::arg("channel"))
+      .def("try_next", &ChannelU32Reader::try_next,
+           "The next item, or None if nothing is readable now (never blocks).")
+      .def(
+          "drain_into",
+          [](ChannelU32Reader& r, py::handle out) {
+            py::ssize_t length = 0;
+            uint32_t* data = checked_output(out, length);
+            if (length >= kReleaseGilAboveItems) {
+              py::gil_scoped_release nogil;
+              return r.drain_into(data, static_cast<size_t>(length));
+            }
+            return r.drain_into(data, static_cast<size_t>(length));
+          },
+          py::arg("out"),
+          "Copies up to len(out) readable items into the front of `out` (a contiguous, "
+          "writable 1-D numpy uint32 array); returns the count. Never blocks.")
+      .def(
+          "wait",
+          [](ChannelU32Reader& r, std::optional<double> timeout) {
+            double t = timeout_seconds(timeout, "wait");
+            auto check = python_interrupt_check();
+            WaitResult res;
+            {
+              py::gil_scoped_release nogil;
+              res = r.wait(t, check);
+            }
+            switch (res) {
+              case WaitResult::Ready: return "ready";
+              case WaitResult::Closed: return "closed";
+              case WaitResult::Timeout: return "timeout";
+            }
+            return "timeout";
+          },
+          py::arg("timeout") = py::none(),
+          "Blocks until an item is readable ('ready'), the channel is closed and drained "
+          "('closed') or the timeout passes ('timeout').")
+      .def(
+          "next",
+          [](ChannelU32Reader& r, std::optional<double> timeout) -> uint32_t {
+            double t = timeout_seconds(timeout, "next");
+            auto check = python_interrupt_check();
+            for (;;) {
+              if (auto v = r.try_next()) return *v;
+              WaitResult res;
+              {
+                py::gil_scoped_release nogil;
+                res = r.wait(t, check);
+              }
+              if (res == WaitResult::Timeout) {
+                throw fc::TimeoutError("next(): no item arrived within " + std::to_string(t) +
+                                       " s (position " + std::to_string(r.position()) + ")");
+              }
+              if (res == WaitResult::Closed) {
+                throw ChannelError("next(): the channel is closed and every item was read");
+              }
+            }
+          },
+          py::arg("timeout") = py::none(),
+          "Blocks for the next item; TimeoutError after `timeout` seconds; ChannelError once "
+          "the channel is closed and drained.")
+      .def("__iter__", [](py::object self) { return self; })
+      .def("__next__",
+           [](ChannelU32Reader& r) {
+             if (auto v = r.try_next()) return *v;
+             throw py::stop_iteration();
+           })
+      .def_property_readonly("dropped", &ChannelU32Reader::dropped,
+                             "Items lost because the producer overwrote them first.")
+      .def_property_readonly("delivered", &ChannelU32Reader::delivered)
+      .def_property_readonly("position", &ChannelU32Reader::position)
+      .def_property_readonly("available", &ChannelU32Reader::available)
+      .def_property_readonly("exhausted", &ChannelU32Reader::exhausted,
+                             "True once the channel is closed and every item was read.")
+      .def_property_readonly("channel", &ChannelU32Reader::channel);
+}
+
+}  // namespace fc::bind

@@ -1,0 +1,58 @@
+// foundry_channels._core: the C++ core as a Python module. The Python package
+// (python/foundry_channels) re-exports these names and adds the pure-Python layers.
+#include "bindings/bind_common.hpp"
+#include "channel/layout.hpp"
+#include "device/device.hpp"
+
+namespace fc::bind {
+
+static py::dict header_layout() {
+  py::dict table;
+#define FC_LAYOUT_ENTRY(name, index, writer, meaning)                                      \
+  table[#name] = py::dict(py::arg("word") = index, py::arg("writer") = writer,             \
+                          py::arg("meaning") = meaning);
+  FC_CHANNEL_HEADER_WORDS(FC_LAYOUT_ENTRY)
+#undef FC_LAYOUT_ENTRY
+  return table;
+}
+
+}  // namespace fc::bind
+
+PYBIND11_MODULE(_core, m) {
+  using namespace fc;
+  m.doc() = "foundry-channels C++ core: devices, command buffers, Channel<u32> and its reader";
+
+  py::object base = py::module_::import("builtins").attr("RuntimeError");
+  auto base_error = py::register_exception<fc::Error>(m, "FoundryChannelsError", base);
+  py::register_exception<BackendUnavailableError>(m, "BackendUnavailableError", base_error);
+  py::register_exception<DeviceClosedError>(m, "DeviceClosedError", base_error);
+  py::register_exception<CommandBufferError>(m, "CommandBufferError", base_error);
+  py::register_exception<DeviceError>(m, "DeviceError", base_error);
+  py::register_exception<ChannelError>(m, "ChannelError", base_error);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const fc::TimeoutError& e) {
+      PyErr_SetString(PyExc_TimeoutError, e.what());
+    } catch (const fc::InterruptedError&) {
+      // A signal handler raised (KeyboardInterrupt): its exception is already set.
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyboardInterrupt, "interrupted");
+    }
+  });
+
+  m.def("header_layout", &bind::header_layout,
+        "The Channel<u32> header words: {name: {word, writer, meaning}}, from the C++ table.");
+  m.attr("HEADER_WORDS") = layout::kHeaderWords;
+  m.attr("MAX_CAPACITY") = layout::kMaxCapacity;
+  m.attr("CHANNEL_MAGIC") = layout::kMagic;
+  m.def("backend_unavailable_reason", &backend_unavailable_reason, py::arg("backend"),
+        "'' when `backend` can open a device here, else the reason it cannot.");
+  m.def("kernel_names", [] {
+    std::vector<std::string> names;
+    for (int i = 0; i < kKernelCount; ++i) names.emplace_back(kernel_name(static_cast<KernelId>(i)));
+    return names;
+  });
+
+  bind::bind_device(m);
+  bind::bind_channel(m);
+}

@@ -1,0 +1,68 @@
+#include "channel/channel.hpp"
+
+#include <string>
+
+namespace fc {
+
+uint32_t checked_capacity(uint64_t capacity) {
+  if (capacity < layout::kMinCapacity || capacity > layout::kMaxCapacity) {
+    throw std::invalid_argument("capacity " + std::to_string(capacity) + " is out of range: " +
+                                "a channel holds 1 to " + std::to_string(layout::kMaxCapacity) +
+                                " items");
+  }
+  if (!layout::is_power_of_two(capacity)) {
+    throw std::invalid_argument("capacity " + std::to_string(capacity) +
+                                " is not a power of two: the ring maps an index to its slot "
+                                "with a mask, so capacity must be 1, 2, 4, ..., 2^26");
+  }
+  return static_cast<uint32_t>(capacity);
+}
+
+ChannelU32::ChannelU32(std::shared_ptr<Device> device, uint64_t capacity)
+    : device_(std::move(device)), capacity_(checked_capacity(capacity)) {
+  device_->check_usable("create a channel");
+  header_ = device_->new_buffer(layout::kHeaderWords * sizeof(uint32_t), Storage::Shared);
+  data_ = device_->new_buffer(size_t{capacity_} * sizeof(uint32_t), Storage::Shared);
+  cursor_ = device_->new_buffer(layout::kCursorWords * sizeof(uint32_t), Storage::Private);
+}
+
+void ChannelU32::encode_init(CommandBuffer& cb, bool zero_data) {
+  cb.dispatch(KernelId::channel_u32_init, zero_data ? capacity_ : 1u,
+              {header_, data_, nullptr, nullptr, nullptr, cursor_},
+              {capacity_, zero_data ? 1u : 0u});
+  init_encoded_.store(true, std::memory_order_release);
+}
+
+void ChannelU32::encode_push(CommandBuffer& cb, uint32_t value) {
+  cb.dispatch(KernelId::channel_u32_push, 1, {header_, data_, nullptr, nullptr, nullptr, cursor_},
+              {capacity_, value, 0u, 1u, 1u, 0u});
+}
+
+void ChannelU32::encode_push_from(CommandBuffer& cb, const std::shared_ptr<Buffer>& source,
+                                  uint32_t count, uint32_t stride_words, uint32_t offset_words) {
+  if (!source) throw std::invalid_argument("push from a buffer: the source buffer is None");
+  if (count == 0) throw std::invalid_argument("push from a buffer: count must be at least 1");
+  if (stride_words == 0) throw std::invalid_argument("push from a buffer: stride must be >= 1");
+  uint64_t last_word = uint64_t{offset_words} + uint64_t{count - 1} * stride_words;
+  if ((last_word + 1) * sizeof(uint32_t) > source->size_bytes()) {
+    throw std::invalid_argument("push from a buffer: reading " + std::to_string(count) +
+                                " value(s) at word offset " + std::to_string(offset_words) +
+                                " with stride " + std::to_string(stride_words) +
+                                " needs word " + std::to_string(last_word) + ", but the buffer has " +
+                                std::to_string(source->size_bytes() / 4) + " words");
+  }
+  cb.dispatch(KernelId::channel_u32_push, 1, {header_, data_, source, nullptr, nullptr, cursor_},
+              {capacity_, 0u, 1u, count, stride_words, offset_words});
+}
+
+void ChannelU32::encode_push_sequence(CommandBuffer& cb, uint32_t start, uint32_t count) {
+  cb.dispatch(KernelId::channel_u32_push_sequence, 1,
+              {header_, data_, nullptr, nullptr, nullptr, cursor_}, {capacity_, start, count});
+}
+
+void ChannelU32::encode_close(CommandBuffer& cb) {
+  cb.dispatch(KernelId::channel_u32_close, 1, {header_, nullptr, nullptr, nullptr, nullptr, nullptr},
+              {});
+}
+
+}  // namespace fc

@@ -1,0 +1,223 @@
+// The CPU reader. Memory orders (producer side: csrc/kernels/channel_kernels.inc):
+//
+//   (A) write_idx: acquire load. Pairs with the producer's release store of write_idx, so
+//       every slot store of an index below the loaded value is visible to the copy.
+//   (B) slots: relaxed atomic loads. The producer may overwrite a slot while we copy it
+//       (drop-oldest); a relaxed atomic keeps that a benign race instead of undefined
+//       behaviour, and (C) tells us whether it happened.
+//   (C) acquire fence, then a relaxed load of write_intent. If any copied slot was read from
+//       an overwriting store, the producer's release fence (issued after it raised the intent
+//       and before that slot store) synchronises with this fence, so the intent we load is at
+//       least the overwriting index + 1. Every copy with index < intent - capacity is therefore
+//       suspect and is discarded and counted as dropped. Copies we keep were not overwritten.
+//   (D) read_idx: relaxed store. Only informational for the producer (drop-oldest never
+//       waits on the reader), so it needs no ordering.
+//
+// This is the write-intent design of DESIGN.md (Agrona's broadcast receiver). We chose it over
+// self-validating 8-byte slots because it keeps the plan's ABI (data is u32[capacity]) and
+// costs the reader one extra load per batch instead of a wider ring.
+#include "channel/reader.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define FC_CPU_RELAX() _mm_pause()
+#elif defined(__aarch64__)
+#define FC_CPU_RELAX() asm volatile("yield" ::: "memory")
+#else
+#define FC_CPU_RELAX() ((void)0)
+#endif
+
+namespace fc {
+namespace {
+
+inline uint32_t load_relaxed(const uint32_t* p) {
+  return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_relaxed);
+}
+inline uint32_t load_acquire(const uint32_t* p) {
+  return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_acquire);
+}
+inline void store_relaxed(uint32_t* p, uint32_t v) {
+  std::atomic_ref<uint32_t>(*p).store(v, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+class ChannelU32Reader::Exclusive {
+ public:
+  explicit Exclusive(std::atomic_flag& flag) : flag_(flag) {
+    if (flag_.test_and_set(std::memory_order_acquire)) {
+      throw std::runtime_error(
+          "ChannelU32Reader used from two threads at once: a reader is single-consumer; "
+          "give each thread its own channel or serialise the calls");
+    }
+  }
+  ~Exclusive() { flag_.clear(std::memory_order_release); }
+
+ private:
+  std::atomic_flag& flag_;
+};
+
+ChannelU32Reader::ChannelU32Reader(std::shared_ptr<ChannelU32> channel)
+    : channel_(std::move(channel)),
+      header_(channel_->header_words()),
+      ring_(channel_->ring_words()),
+      capacity_(channel_->capacity()),
+      mask_(channel_->capacity() - 1) {
+  channel_->device()->check_usable("create a reader");
+}
+
+void ChannelU32Reader::check_usable() const { channel_->device()->check_usable("read a channel"); }
+
+bool ChannelU32Reader::attach() {
+  // Acquire pairs with init's release store of the magic: the other header words are set.
+  if (load_acquire(&header_[layout::kMAGIC]) != layout::kMagic) {
+    if (channel_->init_encoded()) return false;  // init is queued on the device: not yet
+    throw ChannelError(
+        "the channel was never initialised: encode channel_init (CommandBuffer.channel_init) "
+        "and commit it before reading");
+  }
+  uint32_t header_capacity = load_relaxed(&header_[layout::kCAPACITY]);
+  if (header_capacity != capacity_) {
+    throw ChannelError("channel header says capacity " + std::to_string(header_capacity) +
+                       " but the ring was allocated for " + std::to_string(capacity_) +
+                       ": the header was overwritten by something other than channel_init");
+  }
+  cursor_ = load_relaxed(&header_[layout::kREAD_IDX]);
+  attached_ = true;
+  return true;
+}
+
+size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consumed) {
+  consumed = 0;
+  if (!attached_ && !attach()) return 0;
+  const uint32_t w = load_acquire(&header_[layout::kWRITE_IDX]);  // (A)
+  uint32_t avail = w - cursor_;
+  if (avail > (1u << 31)) {
+    throw ChannelError("write_idx moved backwards (from at least " + std::to_string(cursor_) +
+                       " to " + std::to_string(w) +
+                       "): the channel was re-initialised while this reader was attached");
+  }
+  if (avail > capacity_) {  // lapped: the oldest items are gone; skip and count them
+    dropped_ += avail - capacity_;
+    cursor_ = w - capacity_;
+    avail = capacity_;
+  }
+  const size_t n = std::min<size_t>(avail, max);
+  // (B) copy in at most two contiguous runs so the loop stays a simple strided load.
+  const uint32_t first_slot = cursor_ & mask_;
+  const size_t run1 = std::min<size_t>(n, capacity_ - first_slot);
+  for (size_t i = 0; i < run1; ++i) out[i] = load_relaxed(&ring_[first_slot + i]);
+  for (size_t i = run1; i < n; ++i) out[i] = load_relaxed(&ring_[i - run1]);
+
+  std::atomic_thread_fence(std::memory_order_acquire);  // (C)
+  const uint32_t intent = load_relaxed(&header_[layout::kWRITE_INTENT]);
+  const uint32_t ahead = intent - cursor_;  // intent >= w >= cursor_ (coherence with (A))
+  size_t kept = n;
+  if (ahead > capacity_) {
+    const size_t overwritten = std::min<size_t>(n, ahead - capacity_);
+    std::memmove(out, out + overwritten, (n - overwritten) * sizeof(uint32_t));
+    dropped_ += overwritten;
+    kept = n - overwritten;
+  }
+  cursor_ += static_cast<uint32_t>(n);
+  consumed = n;
+  store_relaxed(&header_[layout::kREAD_IDX], cursor_);  // (D)
+  return kept;
+}
+
+size_t ChannelU32Reader::drain_into(uint32_t* out, size_t capacity) {
+  Exclusive guard(busy_);
+  check_usable();
+  size_t from_cache = std::min(capacity, cache_len_ - cache_pos_);
+  std::memcpy(out, cache_.data() + cache_pos_, from_cache * sizeof(uint32_t));
+  cache_pos_ += from_cache;
+  size_t total = from_cache;
+  // A discard in copy_from_ring can return fewer items than are readable; loop until the
+  // ring has nothing more or `out` is full.
+  while (total < capacity) {
+    size_t consumed = 0;
+    total += copy_from_ring(out + total, capacity - total, consumed);
+    if (consumed == 0) break;
+  }
+  delivered_ += total;
+  return total;
+}
+
+std::optional<uint32_t> ChannelU32Reader::try_next() {
+  Exclusive guard(busy_);
+  check_usable();
+  if (cache_pos_ == cache_len_) {
+    cache_pos_ = 0;
+    size_t consumed = 0;
+    do {
+      cache_len_ = copy_from_ring(cache_.data(), kCacheItems, consumed);
+    } while (cache_len_ == 0 && consumed != 0);  // a whole batch was overwritten: go again
+    if (cache_len_ == 0) return std::nullopt;
+  }
+  ++delivered_;
+  return cache_[cache_pos_++];
+}
+
+bool ChannelU32Reader::channel_closed() const {
+  // Acquire pairs with the close kernel's release store: write_idx loaded after this is final.
+  return (load_acquire(&header_[layout::kFLAGS]) & layout::kFlagClosed) != 0;
+}
+
+uint64_t ChannelU32Reader::available() {
+  Exclusive guard(busy_);
+  check_usable();
+  uint64_t cached = cache_len_ - cache_pos_;
+  if (!attached_ && !attach()) return cached;
+  uint32_t ahead = load_acquire(&header_[layout::kWRITE_IDX]) - cursor_;
+  return cached + std::min(ahead, capacity_);
+}
+
+bool ChannelU32Reader::exhausted() {
+  Exclusive guard(busy_);
+  check_usable();
+  if (cache_pos_ != cache_len_) return false;
+  if (!attached_ && !attach()) return false;
+  if (!channel_closed()) return false;
+  return load_acquire(&header_[layout::kWRITE_IDX]) == cursor_;
+}
+
+WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const auto deadline =
+      timeout_s < 0 ? clock::time_point::max()
+                    : start + std::chrono::duration_cast<clock::duration>(
+                                  std::chrono::duration<double>(timeout_s));
+  // Back-off: ~2k pause spins (a few microseconds: catches a device that is about to push),
+  // then yields for ~50 us, then sleeps doubling from 20 us to 1 ms. An idle reader then
+  // wakes at most ~1000 times a second.
+  int spins = 0;
+  auto sleep = std::chrono::microseconds(20);
+  auto last_interrupt_check = start;
+  for (;;) {
+    if (available() > 0) return WaitResult::Ready;
+    if (exhausted()) return WaitResult::Closed;
+    auto now = clock::now();
+    if (now >= deadline) return WaitResult::Timeout;
+    if (interrupted && now - last_interrupt_check > std::chrono::milliseconds(1)) {
+      last_interrupt_check = now;
+      if (interrupted()) throw InterruptedError();
+    }
+    if (spins < 2048) {
+      ++spins;
+      FC_CPU_RELAX();
+    } else if (now - start < std::chrono::microseconds(50)) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::min<clock::duration>(sleep, deadline - now));
+      sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
+    }
+  }
+}
+
+}  // namespace fc

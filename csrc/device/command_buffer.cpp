@@ -1,0 +1,138 @@
+// The command-buffer state machine shared by every backend:
+//   NotCommitted --commit()--> Committed --backend--> Completed | Error
+// Backends only run the recorded dispatches and call mark_completed / mark_failed.
+#include <chrono>
+#include <condition_variable>
+
+#include "device/device.hpp"
+
+namespace fc {
+
+const char* status_name(CommandBufferStatus s) {
+  switch (s) {
+    case CommandBufferStatus::NotCommitted: return "not_committed";
+    case CommandBufferStatus::Committed: return "committed";
+    case CommandBufferStatus::Completed: return "completed";
+    case CommandBufferStatus::Error: return "error";
+  }
+  return "?";
+}
+
+CommandBuffer::CommandBuffer(std::shared_ptr<Queue> queue) : queue_(std::move(queue)) {}
+
+void CommandBuffer::dispatch(KernelId kernel, uint32_t grid,
+                             const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers,
+                             const std::array<uint32_t, kScalarSlots>& scalars) {
+  if (status() != CommandBufferStatus::NotCommitted) {
+    throw CommandBufferError("cannot encode '" + std::string(kernel_name(kernel)) +
+                             "': the command buffer was already committed");
+  }
+  const auto& device = queue_->device();
+  device->check_usable("encode a dispatch");
+  if (grid == 0) {
+    throw std::invalid_argument("dispatch of '" + std::string(kernel_name(kernel)) +
+                                "': grid must be at least 1 thread");
+  }
+  Dispatch d{kernel, grid, {}, scalars};
+  for (int i = 0; i < kBufferSlots; ++i) {
+    if (!buffers[i]) continue;
+    if (buffers[i]->device() != device) {
+      throw std::invalid_argument("dispatch of '" + std::string(kernel_name(kernel)) +
+                                  "': buffer slot " + std::to_string(i) +
+                                  " belongs to another device");
+    }
+    d.buffers[i] = buffers[i]->device_ptr();
+    retained_.push_back(buffers[i]);
+  }
+  dispatches_.push_back(d);
+}
+
+void CommandBuffer::commit() {
+  auto expected = CommandBufferStatus::NotCommitted;
+  queue_->device()->check_usable("commit a command buffer");
+  if (!status_.compare_exchange_strong(expected, CommandBufferStatus::Committed,
+                                       std::memory_order_acq_rel)) {
+    throw CommandBufferError(std::string("commit(): the command buffer was already committed "
+                                         "(status ") + status_name(expected) +
+                             "); a command buffer is committed once, make a new one");
+  }
+  queue_->submit(shared_from_this());
+}
+
+void CommandBuffer::add_completed_handler(Handler handler) {
+  std::unique_lock lock(mutex_);
+  auto s = status();
+  if (s == CommandBufferStatus::Completed || s == CommandBufferStatus::Error) {
+    lock.unlock();
+    handler(*this);
+    return;
+  }
+  handlers_.push_back(std::move(handler));
+}
+
+bool CommandBuffer::wait_until_completed(double timeout_s,
+                                         const std::function<bool()>& interrupted) {
+  if (status() == CommandBufferStatus::NotCommitted) {
+    throw CommandBufferError("wait_until_completed(): the command buffer was never committed");
+  }
+  using clock = std::chrono::steady_clock;
+  const auto deadline =
+      timeout_s < 0 ? clock::time_point::max()
+                    : clock::now() + std::chrono::duration_cast<clock::duration>(
+                                         std::chrono::duration<double>(timeout_s));
+  std::unique_lock lock(mutex_);
+  auto done = [&] {
+    auto s = status();
+    return s == CommandBufferStatus::Completed || s == CommandBufferStatus::Error;
+  };
+  while (!done()) {
+    // Wake every 5 ms so a pending Ctrl-C is noticed without a busy loop.
+    auto step = std::min(deadline, clock::now() + std::chrono::milliseconds(5));
+    done_cv_.wait_until(lock, step);
+    if (done()) break;
+    if (clock::now() >= deadline) return false;
+    if (interrupted) {
+      lock.unlock();
+      bool stop = interrupted();
+      lock.lock();
+      if (stop) throw InterruptedError();
+    }
+  }
+  if (status() == CommandBufferStatus::Error) {
+    throw CommandBufferError("command buffer failed: " + error_);
+  }
+  return true;
+}
+
+std::string CommandBuffer::error_message() const {
+  std::lock_guard lock(mutex_);
+  return error_;
+}
+
+void CommandBuffer::mark_completed() { finish(CommandBufferStatus::Completed, ""); }
+void CommandBuffer::mark_failed(const std::string& message) {
+  finish(CommandBufferStatus::Error, message);
+}
+
+void CommandBuffer::finish(CommandBufferStatus final_status, const std::string& message) {
+  std::vector<Handler> handlers;
+  {
+    std::lock_guard lock(mutex_);
+    error_ = message;
+    status_.store(final_status, std::memory_order_release);
+    handlers.swap(handlers_);
+  }
+  done_cv_.notify_all();
+  for (auto& h : handlers) h(*this);
+  // The device no longer needs the buffers; drop them here rather than at destruction so a
+  // long-lived completed command buffer does not pin memory.
+  std::lock_guard lock(mutex_);
+  retained_.clear();
+}
+
+std::shared_ptr<CommandBuffer> Queue::command_buffer() {
+  device_->check_usable("create a command buffer");
+  return std::make_shared<CommandBuffer>(shared_from_this());
+}
+
+}  // namespace fc

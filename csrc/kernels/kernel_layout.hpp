@@ -1,0 +1,9 @@
+// The channel layout as kernel-visible constants for the C++ and CUDA preludes, generated
+// from the one table in csrc/channel/layout.hpp. (The Metal backend generates the same names
+// as MSL `constant` declarations from the same table: csrc/metal/msl_source.cpp.)
+// Included inside a prelude namespace; FC_LAYOUT_CONST is defined by the prelude.
+#define FC_KERNEL_LAYOUT_WORD(name, index, writer, meaning) FC_LAYOUT_CONST(FC_##name, index)
+FC_CHANNEL_HEADER_WORDS(FC_KERNEL_LAYOUT_WORD)
+#undef FC_KERNEL_LAYOUT_WORD
+FC_LAYOUT_CONST(FC_MAGIC_VALUE, 0x46434831u)
+FC_LAYOUT_CONST(FC_FLAG_CLOSED, 1u)

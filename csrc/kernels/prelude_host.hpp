@@ -1,0 +1,26 @@
+// Host prelude: the portable kernel subset as plain C++ (see README.md in this folder).
+// Included inside namespace fc::host_kernels by csrc/host/host_kernels.cpp, after <atomic>.
+//
+// Memory orders: the CPU reader and the device thread are both CPU threads, so the C++
+// memory model is the whole story. Every access to a shared word (header, ring slots) is an
+// atomic (std::atomic_ref), which keeps the concurrent copy free of data races in the
+// formal sense and lets ThreadSanitizer check the protocol.
+#define FC_FN static inline
+#define FC_GLOBAL
+#define FC_CONSTANT
+#define FC_LAYOUT_CONST(name, value) inline constexpr unsigned name = value;
+#define FC_KERNEL_BODY(name)                                                              \
+  FC_FN void name##_body([[maybe_unused]] uint* b0, [[maybe_unused]] uint* b1,                \
+                         [[maybe_unused]] uint* b2, [[maybe_unused]] uint* b3,                \
+                         [[maybe_unused]] uint* b4, [[maybe_unused]] uint* b5,                \
+                         [[maybe_unused]] const uint* sc, uint gid)
+
+using uint = unsigned int;
+
+inline void fc_publish_store(uint* p, uint v) {
+  std::atomic_ref<uint>(*p).store(v, std::memory_order_relaxed);
+}
+inline void fc_release_fence() { std::atomic_thread_fence(std::memory_order_release); }
+inline void fc_release_store(uint* p, uint v) {
+  std::atomic_ref<uint>(*p).store(v, std::memory_order_release);
+}

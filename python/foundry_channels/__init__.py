@@ -1,0 +1,64 @@
+"""foundry-channels: GPU<->CPU stream channels.
+
+A channel is a small ring plus header in memory that the device and the CPU both see. Device
+kernels push items (token ids) while the device is still executing; the CPU drains them without
+waiting for the command buffer.
+
+    import numpy as np
+    import foundry_channels as fc
+
+    dev = fc.Device()                    # "cpu" (default), "cuda", "metal"
+    ch = fc.ChannelU32(dev, capacity=1024)
+    cb = dev.new_queue().command_buffer()
+    cb.channel_init(ch)
+    for token in (7, 8, 9):
+        cb.channel_push(ch, token)
+    cb.commit()                          # returns at once; the device runs it
+    reader = ch.reader()
+    print(reader.next(timeout=1.0))      # 7, as soon as the device pushed it
+"""
+
+from ._core import (
+    CHANNEL_MAGIC,
+    HEADER_WORDS,
+    MAX_CAPACITY,
+    BackendUnavailableError,
+    Buffer,
+    ChannelError,
+    ChannelU32,
+    ChannelU32Reader,
+    CommandBuffer,
+    CommandBufferError,
+    Device,
+    DeviceClosedError,
+    DeviceError,
+    FoundryChannelsError,
+    Queue,
+    header_layout,
+    kernel_names,
+)
+from ._backends import available_backends, backend_status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CHANNEL_MAGIC",
+    "HEADER_WORDS",
+    "MAX_CAPACITY",
+    "BackendUnavailableError",
+    "Buffer",
+    "ChannelError",
+    "ChannelU32",
+    "ChannelU32Reader",
+    "CommandBuffer",
+    "CommandBufferError",
+    "Device",
+    "DeviceClosedError",
+    "DeviceError",
+    "FoundryChannelsError",
+    "Queue",
+    "available_backends",
+    "backend_status",
+    "header_layout",
+    "kernel_names",
+]
