@@ -14,6 +14,8 @@ namespace fc::bind {
 
 void bind_device(py::module_& m);
 void bind_channel(py::module_& m);
+void bind_cuda(py::module_& m);          // csrc/bindings/bind_cuda.cpp: torch/DLPack interop
+void bind_metal_source(py::module_& m);  // csrc/metal/bind_msl_source.cpp: assembled MSL
 
 // A callable for blocking waits, run with the GIL released: it briefly takes the GIL to run
 // Python's signal handlers, so Ctrl-C stops a wait. True means a handler raised (the Python

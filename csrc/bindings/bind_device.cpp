@@ -79,8 +79,15 @@ Raises BackendUnavailableError with the reason when the backend cannot run here.
           "A zero-copy numpy view of a shared buffer (it keeps the buffer alive). The device "
           "may write it at any time while work is in flight.");
 
+  py::class_<Window, std::shared_ptr<Window>>(m, "Window", R"doc(
+Dispatches recorded once and committed many times with Queue.replay(window) (CUDA: a graph
+captured once and relaunched). Make one with CommandBuffer.to_window().)doc")
+      .def_property_readonly("dispatch_count", [](const Window& w) { return w.dispatches().size(); });
+
   py::class_<Queue, std::shared_ptr<Queue>>(m, "Queue", "An in-order queue of command buffers.")
       .def("command_buffer", &Queue::command_buffer)
+      .def("replay", &Queue::replay, py::arg("window"),
+           "Commits a new command buffer that runs the window's dispatches; returns it.")
       .def_property_readonly("device", &Queue::device);
 
   py::class_<CommandBuffer, std::shared_ptr<CommandBuffer>>(m, "CommandBuffer", R"doc(
@@ -98,13 +105,15 @@ buffer of its queue.)doc")
       .def(
           "channel_push",
           [](CommandBuffer& cb, ChannelU32& ch, const std::shared_ptr<Buffer>& source,
-             uint32_t count, uint32_t stride, uint32_t offset) {
-            ch.encode_push_from(cb, source, count, stride, offset);
+             uint32_t count, uint32_t stride, uint32_t offset,
+             const std::shared_ptr<Buffer>& stop_flag) {
+            ch.encode_push_from(cb, source, count, stride, offset, stop_flag);
           },
           py::arg("channel"), py::arg("value"), py::arg("count") = 1, py::arg("stride") = 1,
-          py::arg("offset") = 0,
+          py::arg("offset") = 0, py::arg("stop_flag") = nullptr,
           "Encodes a push of `count` u32 words read on the device from a buffer that an "
-          "earlier kernel of this command buffer wrote (word `offset`, then every `stride`).")
+          "earlier kernel of this command buffer wrote (word `offset`, then every `stride`). With "
+          "`stop_flag` (a u32 buffer), the push is skipped on the device once stop_flag[0] != 0.")
       .def(
           "channel_push_sequence",
           [](CommandBuffer& cb, ChannelU32& ch, uint32_t start, uint32_t count) {
@@ -146,6 +155,8 @@ buffer of its queue.)doc")
           py::arg("kernel"), py::arg("grid"), py::arg("buffers"), py::arg("scalars"),
           "Low-level: encode any kernel by name (buffers may contain None).")
       .def("commit", &CommandBuffer::commit)
+      .def("to_window", &CommandBuffer::to_window,
+           "A Window holding a copy of the recorded dispatches, for Queue.replay().")
       .def(
           "wait_until_completed",
           [](CommandBuffer& cb, std::optional<double> timeout) {

@@ -39,7 +39,8 @@ void ChannelU32::encode_push(CommandBuffer& cb, uint32_t value) {
 }
 
 void ChannelU32::encode_push_from(CommandBuffer& cb, const std::shared_ptr<Buffer>& source,
-                                  uint32_t count, uint32_t stride_words, uint32_t offset_words) {
+                                  uint32_t count, uint32_t stride_words, uint32_t offset_words,
+                                  const std::shared_ptr<Buffer>& stop_flag) {
   if (!source) throw std::invalid_argument("push from a buffer: the source buffer is None");
   if (count == 0) throw std::invalid_argument("push from a buffer: count must be at least 1");
   if (stride_words == 0) throw std::invalid_argument("push from a buffer: stride must be >= 1");
@@ -51,8 +52,8 @@ void ChannelU32::encode_push_from(CommandBuffer& cb, const std::shared_ptr<Buffe
                                 " needs word " + std::to_string(last_word) + ", but the buffer has " +
                                 std::to_string(source->size_bytes() / 4) + " words");
   }
-  cb.dispatch(KernelId::channel_u32_push, 1, {header_, data_, source, nullptr, nullptr, cursor_},
-              {capacity_, 0u, 1u, count, stride_words, offset_words});
+  cb.dispatch(KernelId::channel_u32_push, 1, {header_, data_, source, stop_flag, nullptr, cursor_},
+              {capacity_, 0u, 1u, count, stride_words, offset_words, stop_flag ? 1u : 0u});
 }
 
 void ChannelU32::encode_push_sequence(CommandBuffer& cb, uint32_t start, uint32_t count) {

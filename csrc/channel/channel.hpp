@@ -32,8 +32,10 @@ class ChannelU32 {
   void encode_push(CommandBuffer& cb, uint32_t value);
   // Pushes `count` values read on the device from `source` (written by an earlier kernel of
   // the same command buffer): word offset `offset_words`, then every `stride_words` words.
+  // With `stop_flag`, the push is skipped on the device when stop_flag[0] != 0.
   void encode_push_from(CommandBuffer& cb, const std::shared_ptr<Buffer>& source, uint32_t count,
-                        uint32_t stride_words, uint32_t offset_words);
+                        uint32_t stride_words, uint32_t offset_words,
+                        const std::shared_ptr<Buffer>& stop_flag = nullptr);
   void encode_push_sequence(CommandBuffer& cb, uint32_t start, uint32_t count);
   void encode_close(CommandBuffer& cb);
 

@@ -18,11 +18,24 @@ const char* status_name(CommandBufferStatus s) {
   return "?";
 }
 
-CommandBuffer::CommandBuffer(std::shared_ptr<Queue> queue) : queue_(std::move(queue)) {}
+CommandBuffer::CommandBuffer(std::shared_ptr<Queue> queue, std::shared_ptr<Window> window)
+    : queue_(std::move(queue)), window_(std::move(window)) {}
+
+std::shared_ptr<Window> CommandBuffer::to_window() const {
+  if (window_) return window_;
+  if (dispatches_.empty()) {
+    throw CommandBufferError("to_window(): the command buffer recorded no dispatches");
+  }
+  return std::make_shared<Window>(queue_, dispatches_, retained_);
+}
 
 void CommandBuffer::dispatch(KernelId kernel, uint32_t grid,
                              const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers,
                              const std::array<uint32_t, kScalarSlots>& scalars) {
+  if (window_) {
+    throw CommandBufferError("cannot encode '" + std::string(kernel_name(kernel)) +
+                             "': this command buffer replays a window");
+  }
   if (status() != CommandBufferStatus::NotCommitted) {
     throw CommandBufferError("cannot encode '" + std::string(kernel_name(kernel)) +
                              "': the command buffer was already committed");
@@ -133,6 +146,17 @@ void CommandBuffer::finish(CommandBufferStatus final_status, const std::string& 
 std::shared_ptr<CommandBuffer> Queue::command_buffer() {
   device_->check_usable("create a command buffer");
   return std::make_shared<CommandBuffer>(shared_from_this());
+}
+
+std::shared_ptr<CommandBuffer> Queue::replay(const std::shared_ptr<Window>& window) {
+  if (!window) throw std::invalid_argument("replay(): window is None");
+  if (window->queue().get() != this) {
+    throw std::invalid_argument("replay(): the window was recorded for another queue");
+  }
+  device_->check_usable("replay a window");
+  auto cb = std::make_shared<CommandBuffer>(shared_from_this(), window);
+  cb->commit();
+  return cb;
 }
 
 }  // namespace fc

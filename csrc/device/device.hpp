@@ -68,6 +68,26 @@ struct Dispatch {
   std::array<uint32_t, kScalarSlots> scalars{};
 };
 
+// A list of dispatches recorded once and committed many times (a decode window of W steps
+// encoded once, then replayed). A backend may attach a compiled form on first replay
+// (CUDA: an instantiated graph) in backend_state.
+class Window {
+ public:
+  Window(std::shared_ptr<Queue> queue, std::vector<Dispatch> dispatches,
+         std::vector<std::shared_ptr<Buffer>> retained)
+      : queue_(std::move(queue)), dispatches_(std::move(dispatches)), retained_(std::move(retained)) {}
+  const std::vector<Dispatch>& dispatches() const { return dispatches_; }
+  const std::shared_ptr<Queue>& queue() const { return queue_; }
+  // Backend-owned; guarded by backend_mutex.
+  std::shared_ptr<void> backend_state;
+  std::mutex backend_mutex;
+
+ private:
+  std::shared_ptr<Queue> queue_;
+  std::vector<Dispatch> dispatches_;
+  std::vector<std::shared_ptr<Buffer>> retained_;  // buffers live as long as the window
+};
+
 enum class CommandBufferStatus { NotCommitted, Committed, Completed, Error };
 const char* status_name(CommandBufferStatus s);
 
@@ -75,7 +95,7 @@ class CommandBuffer : public std::enable_shared_from_this<CommandBuffer> {
  public:
   using Handler = std::function<void(CommandBuffer&)>;
 
-  explicit CommandBuffer(std::shared_ptr<Queue> queue);
+  explicit CommandBuffer(std::shared_ptr<Queue> queue, std::shared_ptr<Window> window = nullptr);
   virtual ~CommandBuffer() = default;
 
   // Records a dispatch; `buffers` are kept alive until the command buffer completes.
@@ -94,11 +114,17 @@ class CommandBuffer : public std::enable_shared_from_this<CommandBuffer> {
 
   CommandBufferStatus status() const { return status_.load(std::memory_order_acquire); }
   std::string error_message() const;
-  size_t dispatch_count() const { return dispatches_.size(); }
+  size_t dispatch_count() const { return dispatches().size(); }
+  // Copies the recorded dispatches into a Window that Queue::replay commits again and again.
+  std::shared_ptr<Window> to_window() const;
+  // The window this command buffer replays, or nullptr when it recorded its own dispatches.
+  const std::shared_ptr<Window>& window() const { return window_; }
   const std::shared_ptr<Queue>& queue() const { return queue_; }
 
   // ---- for backends ----
-  const std::vector<Dispatch>& dispatches() const { return dispatches_; }
+  const std::vector<Dispatch>& dispatches() const {
+    return window_ ? window_->dispatches() : dispatches_;
+  }
   void mark_completed();
   void mark_failed(const std::string& message);
 
@@ -106,6 +132,7 @@ class CommandBuffer : public std::enable_shared_from_this<CommandBuffer> {
   void finish(CommandBufferStatus final_status, const std::string& message);
 
   std::shared_ptr<Queue> queue_;
+  std::shared_ptr<Window> window_;
   std::vector<Dispatch> dispatches_;
   std::vector<std::shared_ptr<Buffer>> retained_;
   std::atomic<CommandBufferStatus> status_{CommandBufferStatus::NotCommitted};
@@ -120,6 +147,8 @@ class Queue : public std::enable_shared_from_this<Queue> {
   explicit Queue(std::shared_ptr<Device> device) : device_(std::move(device)) {}
   virtual ~Queue() = default;
   std::shared_ptr<CommandBuffer> command_buffer();
+  // Commits a new command buffer that runs `window`'s dispatches; returns it for waiting.
+  std::shared_ptr<CommandBuffer> replay(const std::shared_ptr<Window>& window);
   const std::shared_ptr<Device>& device() const { return device_; }
   // Backend: run `cb` after every earlier committed command buffer of this queue.
   virtual void submit(std::shared_ptr<CommandBuffer> cb) = 0;

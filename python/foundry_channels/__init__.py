@@ -34,6 +34,7 @@ from ._core import (
     DeviceError,
     FoundryChannelsError,
     Queue,
+    Window,
     header_layout,
     kernel_names,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "DeviceError",
     "FoundryChannelsError",
     "Queue",
+    "Window",
     "available_backends",
     "backend_status",
     "header_layout",
