@@ -14,6 +14,7 @@ namespace fc::bind {
 
 void bind_device(py::module_& m);
 void bind_channel(py::module_& m);
+void bind_bench(py::module_& m);         // csrc/bindings/bind_bench.cpp: C++-loop benchmarks
 void bind_cuda(py::module_& m);          // csrc/bindings/bind_cuda.cpp: torch/DLPack interop
 void bind_metal_source(py::module_& m);  // csrc/metal/bind_msl_source.cpp: assembled MSL
 

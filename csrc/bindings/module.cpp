@@ -55,6 +55,7 @@ PYBIND11_MODULE(_core, m) {
 
   bind::bind_device(m);
   bind::bind_channel(m);
+  bind::bind_bench(m);
   bind::bind_cuda(m);
   bind::bind_metal_source(m);
 }

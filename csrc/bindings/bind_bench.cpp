@@ -1,0 +1,98 @@
+// Benchmark drivers that keep the whole measured loop in C++ (benchmarks/bench_channel.py).
+// Not part of the public API: exported as _core._bench_*.
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "bindings/bind_common.hpp"
+#include "channel/channel.hpp"
+#include "channel/reader.hpp"
+#include "host/host_kernels.hpp"
+
+namespace fc::bind {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+std::shared_ptr<ChannelU32> initialised_channel(const std::shared_ptr<Device>& device,
+                                                uint32_t capacity) {
+  auto channel = std::make_shared<ChannelU32>(device, capacity);
+  auto cb = device->new_queue()->command_buffer();
+  channel->encode_init(*cb, true);
+  cb->commit();
+  cb->wait_until_completed(-1);
+  return channel;
+}
+
+// The device pushes n_items (channel_u32_push_sequence) while this thread drains in batches.
+py::dict push_drain(const std::shared_ptr<Device>& device, uint32_t capacity, uint32_t n_items,
+                    size_t batch) {
+  auto channel = initialised_channel(device, capacity);
+  ChannelU32Reader reader(channel);
+  std::vector<uint32_t> out(batch);
+  auto cb = device->new_queue()->command_buffer();
+  channel->encode_push_sequence(*cb, 0, n_items);
+  channel->encode_close(*cb);
+  uint64_t received = 0;
+  double seconds;
+  {
+    py::gil_scoped_release nogil;
+    auto t0 = clock_type::now();
+    cb->commit();
+    for (;;) {
+      size_t n = reader.drain_into(out.data(), out.size());
+      received += n;
+      if (n == 0 && reader.exhausted()) break;
+    }
+    seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+    cb->wait_until_completed(-1);
+  }
+  return py::dict(py::arg("seconds") = seconds, py::arg("received") = received,
+                  py::arg("dropped") = reader.dropped());
+}
+
+// Visibility latency: a producer thread publishes one item every `gap_us` microseconds by
+// running the push kernel directly; a spinning reader thread timestamps each arrival.
+py::dict latency(uint32_t samples, double gap_us) {
+  auto device = make_host_device();
+  auto channel = initialised_channel(device, 1024);
+  auto cb = device->new_queue()->command_buffer();
+  channel->encode_push(*cb, 0);
+  const Dispatch push = cb->dispatches()[0];  // run by hand below, never committed
+  std::vector<clock_type::time_point> pushed(samples), seen(samples);
+  {
+    py::gil_scoped_release nogil;
+    std::thread consumer([&] {
+      ChannelU32Reader reader(channel);
+      for (uint32_t i = 0; i < samples;) {
+        if (reader.try_next()) seen[i++] = clock_type::now();
+      }
+    });
+    auto gap = std::chrono::duration<double, std::micro>(gap_us);
+    for (uint32_t i = 0; i < samples; ++i) {
+      auto next = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(gap);
+      while (clock_type::now() < next) {
+      }
+      pushed[i] = clock_type::now();
+      host::run_dispatch(push);
+    }
+    consumer.join();
+  }
+  device->close();
+  std::vector<double> ns(samples);
+  for (uint32_t i = 0; i < samples; ++i) {
+    ns[i] = std::chrono::duration<double, std::nano>(seen[i] - pushed[i]).count();
+  }
+  return py::dict(py::arg("latency_ns") = ns);
+}
+
+}  // namespace
+
+void bind_bench(py::module_& m) {
+  m.def("_bench_push_drain", &push_drain, py::arg("device"), py::arg("capacity"),
+        py::arg("n_items"), py::arg("batch"));
+  m.def("_bench_latency", &latency, py::arg("samples"), py::arg("gap_us") = 20.0);
+}
+
+}  // namespace fc::bind
