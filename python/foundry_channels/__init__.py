@@ -39,6 +39,10 @@ from ._core import (
     kernel_names,
 )
 from ._backends import available_backends, backend_status
+from ._reader_ext import Poll, PollState
+from ._reader_ext import install as _install_reader_ext
+
+_install_reader_ext()
 
 __version__ = "0.1.0"
 
@@ -57,6 +61,8 @@ __all__ = [
     "DeviceClosedError",
     "DeviceError",
     "FoundryChannelsError",
+    "Poll",
+    "PollState",
     "Queue",
     "Window",
     "available_backends",
