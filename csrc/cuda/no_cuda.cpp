@@ -1,4 +1,6 @@
-// Stand-in for the CUDA backend when it was not built (no toolkit, or FC_ENABLE_CUDA=OFF).
+// Stand-in for the CUDA backend when it was not built (no toolkit, or FC_ENABLE_CUDA=OFF):
+// every entry point of device.hpp and cuda_interop.hpp reports why.
+#include "cuda/cuda_interop.hpp"
 #include "device/device.hpp"
 
 #ifndef FC_CUDA_STATUS
@@ -13,4 +15,28 @@ std::shared_ptr<Device> make_cuda_device(int) {
   throw BackendUnavailableError("cuda backend not available: " + cuda_unavailable_reason());
 }
 
+namespace cuda {
+namespace {
+[[noreturn]] void unavailable(const char* what) {
+  throw BackendUnavailableError(std::string(what) + ": cuda backend not available: " +
+                                cuda_unavailable_reason());
+}
+}  // namespace
+
+int device_ordinal(const Device&) { return -1; }
+void stream_push(ChannelU32&, uintptr_t, uintptr_t, uint32_t, uint32_t) {
+  unavailable("stream_write");
+}
+DecodeBenchResult bench_decode(const std::shared_ptr<Device>&, const std::string&, uint32_t,
+                               uint32_t, uint32_t) {
+  unavailable("bench_decode");
+}
+PingPongResult bench_ping_pong(const std::shared_ptr<Device>&, uint32_t) {
+  unavailable("bench_ping_pong");
+}
+PushCostResult bench_push_cost(const std::shared_ptr<Device>&, uint32_t) {
+  unavailable("bench_push_cost");
+}
+
+}  // namespace cuda
 }  // namespace fc

@@ -1,0 +1,43 @@
+// Pushing into a channel from a foreign stream (torch interop, bind_cuda.cpp).
+#include "cuda/cuda_interop.hpp"
+
+#include "cuda/cuda_device.hpp"
+#include "cuda/cuda_kernels.hpp"
+
+namespace fc::cuda {
+
+int device_ordinal(const Device& device) {
+  auto* cuda = dynamic_cast<const CudaDevice*>(&device);
+  return cuda ? cuda->ordinal() : -1;
+}
+
+void stream_push(ChannelU32& channel, uintptr_t stream, uintptr_t source, uint32_t count,
+                 uint32_t stride_words) {
+  Device& device = *channel.device();
+  const int ordinal = device_ordinal(device);
+  if (ordinal < 0) {
+    throw std::invalid_argument("stream_write: the channel lives on a '" + device.backend() +
+                                "' device; pushing from a CUDA stream needs a 'cuda' channel");
+  }
+  device.check_usable("push from a CUDA stream");
+  if (!channel.init_encoded()) {
+    throw ChannelError("stream_write: the channel was never initialised: encode channel_init, "
+                       "commit it and wait for it before pushing from a stream");
+  }
+  if (source == 0) throw std::invalid_argument("stream_write: the source pointer is null");
+  if (count == 0) throw std::invalid_argument("stream_write: nothing to push (count is 0)");
+  if (stride_words == 0) throw std::invalid_argument("stream_write: stride must be >= 1 word");
+  // The same dispatch ChannelU32::encode_push_from records (scalar layout documented at
+  // channel_u32_push in csrc/kernels/channel_kernels.inc), launched on the caller's stream.
+  Dispatch d{KernelId::channel_u32_push,
+             1,
+             {channel.header_buffer()->device_ptr(), channel.data_buffer()->device_ptr(),
+              reinterpret_cast<void*>(source), nullptr, nullptr,
+              channel.cursor_buffer()->device_ptr()},
+             {channel.capacity(), 0u, 1u, count, stride_words, 0u, 0u, 0u}};
+  make_current(ordinal);
+  cudaError_t e = launch_dispatch(d, reinterpret_cast<cudaStream_t>(stream));
+  if (e != cudaSuccess) throw DeviceError(error_text("stream_write: launching the push", e));
+}
+
+}  // namespace fc::cuda
