@@ -1,0 +1,15 @@
+# The Metal backend: Objective-C++ with ARC, Metal + Foundation. Included by CMakeLists.txt only
+# if(APPLE); everything else about Metal (the MSL assembly, its Linux check) builds everywhere.
+enable_language(OBJCXX)
+
+# The .mm joins fc_core. OBJCXX_STANDARD is unset, so CMake uses the target's CXX_STANDARD (20)
+# for it as well (CMake docs, OBJCXX_STANDARD).
+target_sources(fc_core PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/csrc/metal/metal_device.mm)
+# ARC: metal_device.mm stores Metal objects in C++ members and blocks and relies on ARC to
+# retain and release them (it refuses to compile without it).
+target_compile_options(fc_core PRIVATE $<$<COMPILE_LANGUAGE:OBJCXX>:-fobjc-arc>)
+
+find_library(FC_METAL_FRAMEWORK Metal REQUIRED)
+find_library(FC_FOUNDATION_FRAMEWORK Foundation REQUIRED)
+target_link_libraries(fc_core PUBLIC ${FC_METAL_FRAMEWORK} ${FC_FOUNDATION_FRAMEWORK})
+set(FC_METAL_BUILT TRUE)

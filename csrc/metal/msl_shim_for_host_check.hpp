@@ -1,0 +1,55 @@
+// A stand-in for <metal_stdlib>, so that the MSL source the Metal backend assembles
+// (fc::metal::msl_source()) can be compiled by a host C++ compiler on Linux. Used only by
+// tests/test_metal_source.py, which puts a file named `metal_stdlib` that includes this one on
+// the include path and runs `c++ -std=c++14 -fsyntax-only` over the exact source.
+//
+// What that checks: the syntax and the types of everything in the source - the prelude, the
+// generated layout constants, every kernel body and every generated entry point (names,
+// argument counts, calls, integer types, constness of the scalar block) - as C++14, the
+// language MSL is based on. What it cannot check: the Metal-specific qualifiers, which expand
+// to nothing or to plain C++ here (`device`, `coherent(system)`, `kernel`, the [[buffer(n)]]
+// and [[thread_position_in_grid]] attributes, the METAL pragma). Those need a Mac
+// (docs/metal.md).
+//
+// Only what the prelude uses is declared, with the signatures the Metal Shading Language
+// Specification gives them; a kernel body that calls anything else fails this check, which is
+// the point: bodies use the portable subset only (csrc/kernels/README.md).
+#pragma once
+
+// Address spaces and the coherence qualifier: no meaning on the host.
+#define device
+#define coherent(scope)
+// `constant` data is read-only in MSL; `const` keeps writes to it a compile error here too.
+#define constant const
+// A kernel is an ordinary function for the purpose of this check.
+#define kernel
+
+using uint = unsigned int;
+
+namespace metal {
+
+// MSL: enum class mem_flags (Specification, "Threadgroup and SIMD-group synchronization").
+enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
+
+// MSL: memory_order (Specification, "Atomic Functions"); only relaxed for atomic functions,
+// more for fences in MSL 3.2.
+enum memory_order {
+  memory_order_relaxed,
+  memory_order_acquire,
+  memory_order_release,
+  memory_order_acq_rel,
+  memory_order_seq_cst,
+};
+
+// MSL: thread_scope. The system scope has no public name (see prelude_msl.inc); the prelude
+// builds it by casting, so the enum must accept the cast.
+enum thread_scope {
+  thread_scope_thread,
+  thread_scope_simdgroup,
+  thread_scope_threadgroup,
+  thread_scope_device,
+};
+
+void atomic_thread_fence(mem_flags flags, memory_order order, thread_scope scope);
+
+}  // namespace metal

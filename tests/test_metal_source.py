@@ -1,0 +1,176 @@
+"""The Metal backend's MSL source, checked on any platform (no Mac needed).
+
+The Metal backend compiles `_core.metal_source()` with newLibraryWithSource at run time; these
+tests take that exact string and check that
+
+* it holds one `kernel void NAME(` entry point for every kernel the backend looks up;
+* its layout constants are the C++ header table (`header_layout()`);
+* it compiles as C++14 (the language MSL 3.2 is based on) with the host compiler, through the
+  shim header csrc/metal/msl_shim_for_host_check.hpp standing in for <metal_stdlib>, and the
+  check is not vacuous (a broken entry point fails it);
+* the kernel bodies in it are the files in csrc/kernels/, verbatim, and stay in the portable
+  subset that the shim cannot police (no double, no std::, no templates, ...).
+
+What only a Mac can check (the Metal qualifiers, the fences, the backend itself): docs/metal.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import foundry_channels as fc
+from foundry_channels import _core
+
+REPO = Path(__file__).resolve().parents[1]
+SHIM = REPO / "csrc" / "metal" / "msl_shim_for_host_check.hpp"
+ENTRY = re.compile(r"^kernel void (\w+)\(", re.MULTILINE)
+LAYOUT_CONST = re.compile(r"^constant uint FC_(\w+) = (\d+)u;", re.MULTILINE)
+
+
+def host_cxx() -> str | None:
+    for candidate in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if candidate and shutil.which(candidate):
+            return candidate
+    return None
+
+
+def compile_as_cxx14(source: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Runs the host compiler over `source` with the shim as <metal_stdlib>."""
+    cxx = host_cxx()
+    if cxx is None:
+        pytest.skip("no C++ compiler on PATH (set CXX or install g++)")
+    include = tmp_path / "include"
+    include.mkdir(exist_ok=True)
+    (include / "metal_stdlib").write_text(f'#include "{SHIM.as_posix()}"\n')
+    src = tmp_path / "assembled.metal"
+    src.write_text(source)
+    cmd = [
+        cxx, "-x", "c++", "-std=c++14", "-pedantic-errors", "-fsyntax-only",
+        f"-I{include}", "-Wall", "-Wextra",
+        "-Werror=return-type", "-Werror=uninitialized",
+        # Metal-only spellings the shim cannot give a meaning: [[buffer(n)]],
+        # [[thread_position_in_grid]], `#pragma METAL`, and unused slots of the uniform signature.
+        "-Wno-attributes", "-Wno-unknown-pragmas", "-Wno-unused-parameter",
+        str(src),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def strip_comments(source: str) -> str:
+    source = re.sub(r"/\*.*?\*/", " ", source, flags=re.DOTALL)
+    return re.sub(r"//[^\n]*", "", source)
+
+
+def kernel_sources_from_cmake() -> list[Path]:
+    text = (REPO / "CMakeLists.txt").read_text()
+    block = re.search(r"set\(FC_KERNEL_SOURCES\s*(.*?)\)", text, re.DOTALL)
+    assert block, "CMakeLists.txt no longer defines FC_KERNEL_SOURCES"
+    return [REPO / p for p in block.group(1).split()]
+
+
+def test_one_entry_point_per_kernel_the_backend_looks_up():
+    source = _core.metal_source()
+    looked_up = _core.metal_kernel_entry_names()
+    assert looked_up == fc.kernel_names()
+    entries = ENTRY.findall(source)
+    for name in looked_up:
+        assert entries.count(name) == 1, f"`kernel void {name}(` appears {entries.count(name)} times"
+    assert sorted(entries) == sorted(looked_up), "entry points that no kernel name refers to"
+
+
+def test_parts_come_in_order():
+    source = _core.metal_source()
+    markers = ["// ---- MSL prelude", "// ---- layout", "// ---- kernel bodies", "// ---- entry points"]
+    positions = [source.find(m) for m in markers]
+    assert all(p >= 0 for p in positions), dict(zip(markers, positions))
+    assert positions == sorted(positions)
+    # Every entry point comes after every body it calls.
+    last_body, first_entry = source.rfind("FC_KERNEL_BODY("), ENTRY.search(source).start()
+    assert last_body < first_entry, (last_body, first_entry)
+
+
+def test_layout_constants_equal_header_layout():
+    constants = {name: int(value) for name, value in LAYOUT_CONST.findall(_core.metal_source())}
+    table = fc.header_layout()
+    for name, entry in table.items():
+        assert constants.get(name) == entry["word"], f"FC_{name}: MSL {constants.get(name)}, C++ {entry['word']}"
+    assert constants["MAGIC_VALUE"] == fc.CHANNEL_MAGIC
+    assert constants["FLAG_CLOSED"] == 1  # header_layout: FLAGS "bit 0: closed"
+    assert "bit 0: closed" in table["FLAGS"]["meaning"]
+    assert set(constants) == set(table) | {"MAGIC_VALUE", "FLAG_CLOSED"}
+
+
+def test_assembled_source_compiles_as_cxx14_through_the_shim(tmp_path):
+    result = compile_as_cxx14(_core.metal_source(), tmp_path)
+    assert result.returncode == 0, f"host compile of the assembled MSL failed:\n{result.stderr}"
+
+
+def test_host_check_rejects_a_broken_entry_point(tmp_path):
+    # A call with the wrong number of arguments and an undeclared function: if this compiled,
+    # the check above would prove nothing.
+    broken = _core.metal_source() + (
+        "kernel void broken(device uint* b0 [[buffer(0)]]) {\n"
+        "  channel_u32_push_body(b0, b0, b0, b0, b0, sc_missing, 0u);\n"
+        "  not_in_metal_stdlib(b0);\n"
+        "}\n"
+    )
+    result = compile_as_cxx14(broken, tmp_path)
+    assert result.returncode != 0
+    assert "not_in_metal_stdlib" in result.stderr
+
+
+def test_host_check_rejects_cxx17(tmp_path):
+    # MSL 3.2 is based on C++14; a body using C++17 must fail here, not only on a Mac.
+    result = compile_as_cxx14(
+        _core.metal_source() + "FC_FN uint later(uint x) { if constexpr (true) { return x; } }\n",
+        tmp_path,
+    )
+    assert result.returncode != 0
+
+
+def test_kernel_bodies_are_the_kernel_files_verbatim():
+    source = _core.metal_source()
+    files = kernel_sources_from_cmake()
+    assert files, "FC_KERNEL_SOURCES is empty"
+    for path in files:
+        assert path.read_text() in source, f"{path.name} in the MSL differs from the file: rebuild"
+
+
+FORBIDDEN = {
+    r"\bdouble\b": "MSL has no double",
+    r"\bstd::": "no C++ standard library in MSL",
+    r"\btemplate\b": "the portable subset has no templates",
+    r"\bstruct\b": "no hand-written structs in MSL (DESIGN.md)",
+    r"\bnew\b|\bdelete\b|\bmalloc\b|\bprintf\b": "no allocation or I/O on the GPU",
+    r"\bgoto\b": "no goto in MSL",
+}
+
+
+def test_kernel_bodies_stay_in_the_portable_subset():
+    bodies = strip_comments(fc._core.metal_source().split("// ---- kernel bodies", 1)[1])
+    bodies = bodies.split("// ---- entry points", 1)[0]
+    for pattern, why in FORBIDDEN.items():
+        match = re.search(pattern, bodies)
+        assert match is None, f"kernel bodies use {match.group(0)!r}: {why}"
+    assert "#include" not in bodies, "no #include of project headers from MSL (DESIGN.md)"
+
+
+def test_language_version_matches_the_backend():
+    assert _core.METAL_LANGUAGE_VERSION == "3.2"
+    backend = (REPO / "csrc" / "metal" / "metal_device.mm").read_text()
+    assert "MTLLanguageVersion3_2" in backend
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="on macOS the Metal backend may be available")
+def test_metal_device_off_apple_says_why():
+    reason = fc.backend_status()["metal"]
+    assert "Apple" in reason or "macOS" in reason
+    with pytest.raises(fc.BackendUnavailableError, match="metal backend not available"):
+        fc.Device("metal")
