@@ -39,6 +39,7 @@ from ._core import (
     kernel_names,
 )
 from ._backends import available_backends, backend_status
+from .torch_interop import stream_write
 from ._reader_ext import Poll, PollState
 from ._reader_ext import install as _install_reader_ext
 
@@ -69,4 +70,5 @@ __all__ = [
     "backend_status",
     "header_layout",
     "kernel_names",
+    "stream_write",
 ]
