@@ -9,7 +9,10 @@
   X(channel_u32_push)          \
   X(channel_u32_push_sequence) \
   X(channel_u32_close)         \
-  X(counter_u32)
+  X(counter_u32)               \
+  X(lm_prefill)                \
+  X(lm_decode_step)            \
+  X(decode_collect_u32)
 
 // The uniform kernel signature: six buffer slots, eight u32 scalars, the thread index.
 // One signature keeps the entry-point generators trivial on all three backends.

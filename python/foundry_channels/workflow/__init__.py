@@ -1,0 +1,58 @@
+"""Workflows: JSON files of named inputs, values and steps, run on any device.
+
+    from foundry_channels.workflow import load_workflow, run_workflow, sample_path
+
+    wf = load_workflow(sample_path("text_generation_stream_u32"))
+    run = run_workflow(wf, "cpu", inputs={"prompt": "We hold", "seed": 7})
+    print(run.outputs["text"].__str__())
+    tokens = run.context.channels["tokens"].reader()   # what the device streamed
+
+Loading validates the whole file first (JSON Schema for structure, then names and value
+kinds); errors name the step path, e.g. `steps[3].body[1].value`. Ops live in one registry
+(registry.py); the built-in ones are in ops/.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from .context import WorkflowExecutionContext
+from .errors import WorkflowError, WorkflowKindError, WorkflowRuntimeError, WorkflowValidationError
+from .executor import WorkflowRun, run_workflow
+from .loader import Step, Workflow, load_workflow
+from .registry import Arg, OpSpec, all_ops, register_op
+from .runner import LoopResult, WindowedLoop, WindowReport
+from .values import Channel, TensorArg, ValueType
+
+
+def sample_path(name: str = "text_generation_stream_u32") -> str:
+    """Path of a workflow shipped with the package (foundry_channels/workflows/NAME.json)."""
+    path = resources.files("foundry_channels").joinpath("workflows", f"{name}.json")
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped workflow named {name!r}")
+    return str(path)
+
+
+__all__ = [
+    "Arg",
+    "Channel",
+    "LoopResult",
+    "OpSpec",
+    "Step",
+    "TensorArg",
+    "ValueType",
+    "WindowReport",
+    "WindowedLoop",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowExecutionContext",
+    "WorkflowKindError",
+    "WorkflowRun",
+    "WorkflowRuntimeError",
+    "WorkflowValidationError",
+    "all_ops",
+    "load_workflow",
+    "register_op",
+    "run_workflow",
+    "sample_path",
+]

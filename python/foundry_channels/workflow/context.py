@@ -1,0 +1,95 @@
+"""WorkflowExecutionContext: the device, the named values and the per-run channels of one
+workflow run, plus the open command buffer (the "capture window") that device ops encode
+into until something commits it (stream_flush, a while_batched loop, a CPU op, the end)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Union
+
+from .._core import CommandBuffer, Device
+from .values import Channel, TensorArg, Value
+
+
+class WorkflowExecutionContext:
+    """One run's state. `values` maps names to values; `channels` maps each channel made by
+    stream_init (under its step's `out` name) to its Channel, for readers.
+
+    on_token(token) is called for every token a while_batched loop collects, in order, once
+    the window holding it completed; on_window(report) once per window (runner.WindowReport).
+    """
+
+    def __init__(self, device: Union[Device, str] = "cpu", *,
+                 on_token: Optional[Callable[[int], None]] = None,
+                 on_window: Optional[Callable] = None) -> None:
+        self._owns_device = isinstance(device, str)
+        self.device: Device = Device(device) if isinstance(device, str) else device
+        self.queue = self.device.new_queue()
+        self.values: dict[str, Value] = {}
+        self.channels: dict[str, Channel] = {}
+        self.on_token = on_token
+        self.on_window = on_window
+        self.loop_reports: list = []  # one runner.LoopResult per while_batched run
+        self._open: Optional[CommandBuffer] = None
+        self._last_committed: Optional[CommandBuffer] = None
+        self._constants: dict[int, TensorArg] = {}
+
+    # ---- command buffers --------------------------------------------------------------
+
+    def command_buffer(self) -> CommandBuffer:
+        """The open command buffer device ops encode into (made on first use)."""
+        if self._open is None:
+            self._open = self.queue.command_buffer()
+        return self._open
+
+    @contextmanager
+    def recording(self, cb: CommandBuffer) -> Iterator[CommandBuffer]:
+        """Device ops encode into `cb` inside this block (the loop runner's windows)."""
+        saved, self._open = self._open, cb
+        try:
+            yield cb
+        finally:
+            self._open = saved
+
+    def commit(self, cb: CommandBuffer) -> None:
+        cb.commit()
+        self._last_committed = cb
+
+    def flush(self, wait: bool = False, timeout: Optional[float] = None) -> None:
+        """Commits the open command buffer (if it holds work); with wait, blocks until every
+        command buffer committed so far completed (the queue runs them in order)."""
+        if self._open is not None and self._open.dispatch_count > 0:
+            cb, self._open = self._open, None
+            self.commit(cb)
+        if wait and self._last_committed is not None:
+            if not self._last_committed.wait_until_completed(timeout=timeout):
+                raise TimeoutError(f"the device did not finish within {timeout} s")
+
+    def synchronize(self) -> None:
+        self.flush(wait=True)
+
+    # ---- values -------------------------------------------------------------------------
+
+    def constant_u32(self, value: int) -> TensorArg:
+        """A u32[1] device tensor holding `value`, made once per value per run (so an encoded
+        step that needs an immediate in a buffer allocates nothing when replayed)."""
+        tensor = self._constants.get(value)
+        if tensor is None:
+            tensor = TensorArg.from_array(self.device, [value])
+            self._constants[value] = tensor
+        return tensor
+
+    def close(self) -> None:
+        """Completes pending work; closes the device if the context opened it."""
+        try:
+            if not self.device.closed:
+                self.synchronize()
+        finally:
+            if self._owns_device:
+                self.device.close()
+
+    def __enter__(self) -> "WorkflowExecutionContext":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

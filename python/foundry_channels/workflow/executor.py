@@ -1,0 +1,139 @@
+"""Running a validated workflow: inputs in, steps in order, outputs out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
+
+from .._core import Device
+from .context import WorkflowExecutionContext
+from .errors import WorkflowError, WorkflowKindError, WorkflowRuntimeError, step_label
+from .loader import Declaration, Step, Workflow, load_workflow
+from .values import U32_MAX, TensorArg, ValueType, to_python, type_of
+
+
+def bind_args(ctx: WorkflowExecutionContext, step: Step) -> dict[str, Any]:
+    """The step's arguments as values: literals as written, names looked up in ctx.values,
+    defaults filled in. Kinds are checked again here (load-time checks cannot see values put
+    into the context by a program), with errors naming the step, the op and the argument."""
+    bound = {}
+    for name, arg in step.spec.args.items():
+        if name not in step.args:
+            bound[name] = arg.default
+            continue
+        raw = step.args[name]
+        if isinstance(raw, str) and arg.takes_names:
+            if raw not in ctx.values:
+                raise WorkflowRuntimeError(f"{step_label(step.path, step.op, name)}: undefined name '{raw}'")
+            value = ctx.values[raw]
+            t = type_of(value)
+            if not arg.accepts(t):
+                raise WorkflowKindError(f"{step_label(step.path, step.op, name)}: '{raw}' is a "
+                                        f"{t.describe()}, but '{name}' takes {arg.describe()}")
+            bound[name] = value
+        else:
+            bound[name] = raw
+    return bound
+
+
+def run_step(ctx: WorkflowExecutionContext, step: Step) -> None:
+    if step.spec.category == "cpu":
+        ctx.synchronize()  # a CPU op reads device results: finish what was encoded first
+    args = bind_args(ctx, step)
+    try:
+        result = step.spec.run(ctx, args, step)
+    except (WorkflowError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        raise WorkflowRuntimeError(f"{step_label(step.path, step.op)}: {e}") from e
+    if step.out is not None:
+        ctx.values[step.out] = result
+
+
+def run_steps(ctx: WorkflowExecutionContext, steps) -> None:
+    for step in steps:
+        run_step(ctx, step)
+
+
+def coerce_input(name: str, decl: Declaration, value: Any) -> Any:
+    """An input value of the declared kind (strings from a command line are parsed)."""
+    where = f"input '{name}'"
+    if decl.kind == "str":
+        if not isinstance(value, str):
+            raise WorkflowRuntimeError(f"{where}: expected a string, got {value!r}")
+        return value
+    if decl.kind == "bool":
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise WorkflowRuntimeError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(value, str):
+        try:
+            value = int(value, 0)
+        except ValueError:
+            raise WorkflowRuntimeError(f"{where}: expected a u32, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WorkflowRuntimeError(f"{where}: expected a u32, got {value!r}")
+    lo = decl.minimum if decl.minimum is not None else 0
+    hi = decl.maximum if decl.maximum is not None else U32_MAX
+    if not lo <= value <= hi:
+        raise WorkflowRuntimeError(f"{where}: {value} is outside {lo}..{hi}")
+    return int(value)
+
+
+def bind_inputs(workflow: Workflow, inputs: dict) -> dict[str, Any]:
+    unknown = sorted(set(inputs) - set(workflow.inputs))
+    if unknown:
+        known = ", ".join(workflow.inputs) or "none"
+        raise WorkflowRuntimeError(f"workflow '{workflow.name}' has no input '{unknown[0]}' (inputs: {known})")
+    values = {}
+    for name, decl in workflow.inputs.items():
+        if name in inputs and inputs[name] is not None:
+            values[name] = coerce_input(name, decl, inputs[name])
+        elif decl.value is not None:
+            values[name] = decl.value
+        else:
+            raise WorkflowRuntimeError(f"workflow '{workflow.name}': input '{name}' is required")
+    return values
+
+
+def run_steps_of(workflow: Workflow, ctx: WorkflowExecutionContext, inputs: dict) -> dict:
+    ctx.values.update(bind_inputs(workflow, inputs))
+    ctx.values.update({name: decl.value for name, decl in workflow.values.items()})
+    run_steps(ctx, workflow.steps)
+    ctx.synchronize()
+    return {name: ctx.values[name] for name in workflow.outputs}
+
+
+@dataclass
+class WorkflowRun:
+    outputs: dict[str, Any]  # values (TensorArg, str, int, ...)
+    context: WorkflowExecutionContext
+
+    def python_outputs(self) -> dict[str, Any]:
+        """Outputs as plain Python data (tensors as lists), e.g. for JSON."""
+        return {name: to_python(v) for name, v in self.outputs.items()}
+
+
+def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str] = "cpu", *,
+                 inputs: Optional[dict] = None, on_token: Optional[Callable[[int], None]] = None,
+                 on_window: Optional[Callable] = None) -> WorkflowRun:
+    """Loads (if needed) and runs a workflow. The returned run's context keeps the channels
+    (`run.context.channels`); close it (`run.context.close()`) when the device was opened
+    here by name."""
+    if not isinstance(workflow, Workflow):
+        workflow = load_workflow(workflow)
+    ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window)
+    try:
+        outputs = workflow.run(ctx, inputs)
+    except BaseException:
+        try:
+            ctx.close()
+        except Exception:  # the original error is the one to report
+            pass
+        raise
+    return WorkflowRun(outputs=outputs, context=ctx)
+
+
+__all__ = ["TensorArg", "ValueType", "bind_args", "run_step", "run_steps", "run_workflow", "WorkflowRun"]

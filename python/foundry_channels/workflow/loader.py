@@ -1,0 +1,280 @@
+"""Loading a workflow: parse (bad JSON reports line and column), validate the structure with
+JSON Schema, then check names and value kinds step by step. Everything is checked before
+anything runs; every problem is reported with its step path, e.g. `steps[3].body[1].value`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import jsonschema
+
+from .errors import WorkflowValidationError
+from .registry import OpSpec, all_ops
+from .schema import workflow_schema
+from .values import ValueType
+
+PathPart = Union[str, int]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One validated step: its op, its arguments as written (literals or value names), the
+    name its output gets, and (while_batched) its body."""
+
+    path: str
+    spec: OpSpec
+    args: dict[str, Any]
+    out: Optional[str] = None
+    body: tuple["Step", ...] = ()
+
+    @property
+    def op(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class Declaration:
+    kind: str
+    value: Any = None  # the default of an input (None: required), the value of a value
+    minimum: Optional[int] = None
+    maximum: Optional[int] = None
+    description: str = ""
+
+
+@dataclass
+class Workflow:
+    name: str
+    steps: tuple[Step, ...]
+    inputs: dict[str, Declaration] = field(default_factory=dict)
+    values: dict[str, Declaration] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+    description: str = ""
+    source: Optional[str] = None
+
+    def run(self, ctx, inputs: Optional[dict] = None) -> dict:
+        """Runs on `ctx` (a WorkflowExecutionContext); returns {output name: value}."""
+        from .executor import run_steps_of
+
+        return run_steps_of(self, ctx, inputs or {})
+
+
+def format_path(parts: list[PathPart]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+# ---- parsing -------------------------------------------------------------------------------
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def parse_json(text: str, source: Optional[str] = None) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as e:
+        where = f"line {e.lineno}, column {e.colno}"
+        raise WorkflowValidationError([("", f"invalid JSON at {where}: {e.msg}")], source) from None
+    except _DuplicateKey as e:
+        raise WorkflowValidationError(
+            [("", f"invalid JSON: key {e.key!r} appears twice in one object")], source) from None
+
+
+# ---- structure (JSON Schema) ----------------------------------------------------------------
+
+
+def _step_at(doc: Any, path: list[PathPart]) -> tuple[Optional[dict], list[PathPart]]:
+    """The innermost step on `path` and the path of that step."""
+    node, step, step_path = doc, None, []
+    for i, part in enumerate(path):
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(part, int) and i > 0 and path[i - 1] in ("steps", "body") and isinstance(node, dict):
+            step, step_path = node, list(path[: i + 1])
+    return step, step_path
+
+
+def _schema_message(error: jsonschema.ValidationError, doc: Any,
+                    registry: dict[str, OpSpec]) -> list[tuple[str, str]]:
+    path = list(error.absolute_path)
+    step, step_path = _step_at(doc, path)
+    op = step.get("op") if isinstance(step, dict) else None
+    spec = registry.get(op) if isinstance(op, str) else None
+    label = f" ({op})" if spec else ""
+    here = format_path(path)
+
+    if error.validator == "required" and spec is not None and path == step_path:
+        missing = error.message.split("'")[1]
+        if missing == "max_steps" and spec.has_body:
+            return [(here, f"a loop needs a bound: missing argument 'max_steps'{label}")]
+        if missing == "out":
+            return [(here, f"op '{op}' produces a value: name it with \"out\"")]
+        return [(here, f"missing argument '{missing}'{label}")]
+    if error.validator == "additionalProperties" and spec is not None and path == step_path:
+        allowed = set(error.schema.get("properties", {}))
+        known = ", ".join(a for a in spec.args) or "none"
+        found = []
+        for extra in sorted(set(error.instance) - allowed):
+            if extra == "out":
+                why = f"op '{op}' produces no value to name"
+            elif extra == "body":
+                why = f"op '{op}' has no body"
+            else:
+                why = f"unexpected argument '{extra}' for op '{op}' (its arguments: {known})"
+            found.append((format_path(path + [extra]), why))
+        return found
+    if error.validator == "enum" and path and path[-1] == "op":
+        return [(here, f"unknown op {error.instance!r} (known ops: {', '.join(sorted(registry))})")]
+    if spec is not None and len(path) == len(step_path) + 1 and path[-1] in spec.args:
+        arg = spec.args[path[-1]]
+        return [(here + label, f"expected {arg.describe()}, got {json.dumps(error.instance)}")]
+    return [(here, error.message)]
+
+
+def _check_structure(doc: Any, registry: dict[str, OpSpec]) -> list[tuple[str, str]]:
+    validator = jsonschema.Draft202012Validator(workflow_schema(registry))
+    problems: list[tuple[str, str]] = []
+    for error in validator.iter_errors(doc):
+        for problem in _schema_message(error, doc, registry):
+            if problem not in problems:
+                problems.append(problem)
+    return problems
+
+
+# ---- names and kinds ------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, doc: dict, registry: dict[str, OpSpec]) -> None:
+        self.registry = registry
+        self.problems: list[tuple[str, str]] = []
+        self.symbols: dict[str, tuple[ValueType, str]] = {}  # name -> (type, where defined)
+        for section in ("inputs", "values"):
+            for name, decl in doc.get(section, {}).items():
+                self._define(name, ValueType(decl["kind"]), f"{section}.{name}")
+
+    def _define(self, name: str, t: ValueType, where: str) -> None:
+        if name in self.symbols:
+            self.problems.append((where, f"name '{name}' is already defined at {self.symbols[name][1]}"))
+        else:
+            self.symbols[name] = (t, where)
+
+    def steps(self, items: list[dict], path: list[PathPart], in_body: bool) -> tuple[Step, ...]:
+        return tuple(self.step(item, path + [i], in_body) for i, item in enumerate(items))
+
+    def step(self, item: dict, path: list[PathPart], in_body: bool) -> Step:
+        spec = self.registry[item["op"]]
+        where = format_path(path)
+        label = f"{where} ({spec.name})"
+        if in_body and spec.category != "step":
+            self.problems.append((label, f"op '{spec.name}' cannot run inside a while_batched body "
+                                  f"(it is a {spec.category} op); the body may only hold device "
+                                  "steps that encode the same work every step"))
+        args = {k: v for k, v in item.items() if k in spec.args}
+        for name, raw in args.items():
+            self.argument(spec, spec.args[name], name, raw, f"{where}.{name} ({spec.name})")
+        if spec.check:
+            for suffix, message in spec.check(item):
+                self.problems.append((f"{where}{suffix} ({spec.name})", message))
+        body = self.steps(item["body"], path + ["body"], True) if spec.has_body else ()
+        out = item.get("out")
+        if out is not None:
+            self._define(out, spec.output_type(item), f"{where}.out")
+        return Step(path=where, spec=spec, args=args, out=out, body=body)
+
+    def argument(self, spec: OpSpec, arg, name: str, raw: Any, label: str) -> None:
+        if not isinstance(raw, str) or not arg.takes_names or raw in getattr(arg, "choices", ()):
+            return  # a literal: the schema checked it
+        if raw not in self.symbols:
+            known = ", ".join(sorted(self.symbols)) or "none"
+            self.problems.append((label, f"undefined name '{raw}' (defined before this step: {known})"))
+            return
+        t, _ = self.symbols[raw]
+        if not arg.accepts(t):
+            self.problems.append((label, f"wrong value kind: '{raw}' is a {t.describe()}, but "
+                                  f"'{name}' of op '{spec.name}' takes {arg.describe()}"))
+
+    def outputs(self, names: list[str]) -> None:
+        for i, name in enumerate(names):
+            if name not in self.symbols:
+                self.problems.append((f"outputs[{i}]", f"undefined name '{name}'"))
+            elif self.symbols[name][0].kind == "channel":
+                self.problems.append((f"outputs[{i}]", f"'{name}' is a channel: read it through "
+                                      "ctx.channels, it cannot be an output"))
+
+
+def _check_declarations(doc: dict) -> list[tuple[str, str]]:
+    problems = []
+    for name, decl in doc.get("inputs", {}).items():
+        lo, hi, default = decl.get("minimum"), decl.get("maximum"), decl.get("default")
+        if decl["kind"] != "u32" and (lo is not None or hi is not None):
+            problems.append((f"inputs.{name}", "minimum/maximum apply to u32 inputs only"))
+        if isinstance(default, int) and not isinstance(default, bool):
+            if (lo is not None and default < lo) or (hi is not None and default > hi):
+                problems.append((f"inputs.{name}.default", f"{default} is outside {lo}..{hi}"))
+    return problems
+
+
+def validate_document(doc: Any, source: Optional[str] = None) -> Workflow:
+    """Validates a parsed workflow document and returns the Workflow; raises
+    WorkflowValidationError listing every problem."""
+    registry = all_ops()
+    problems = _check_structure(doc, registry)
+    if problems:
+        raise WorkflowValidationError(problems, source)
+    problems = _check_declarations(doc)
+    checker = _Checker(doc, registry)
+    steps = checker.steps(doc["steps"], ["steps"], False)
+    checker.outputs(doc.get("outputs", []))
+    problems += checker.problems
+    if problems:
+        raise WorkflowValidationError(problems, source)
+
+    def declarations(section: str, key: str) -> dict[str, Declaration]:
+        return {name: Declaration(kind=d["kind"], value=d.get(key), minimum=d.get("minimum"),
+                                  maximum=d.get("maximum"), description=d.get("description", ""))
+                for name, d in doc.get(section, {}).items()}
+
+    return Workflow(
+        name=doc.get("name") or (os.path.splitext(os.path.basename(source))[0] if source else "workflow"),
+        steps=steps,
+        inputs=declarations("inputs", "default"),
+        values=declarations("values", "value"),
+        outputs=tuple(doc.get("outputs", [])),
+        description=doc.get("description", ""),
+        source=source,
+    )
+
+
+def load_workflow(source: Union[str, os.PathLike, dict]) -> Workflow:
+    """A Workflow from a file path, a JSON string, or an already parsed dict."""
+    if isinstance(source, dict):
+        return validate_document(source)
+    text_source = os.fspath(source)
+    if isinstance(source, str) and text_source.lstrip().startswith("{"):
+        return validate_document(parse_json(text_source), None)
+    try:
+        with open(text_source, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise WorkflowValidationError([("", f"cannot read workflow: {e.strerror}")], text_source) from None
+    return validate_document(parse_json(text, text_source), text_source)

@@ -1,0 +1,47 @@
+"""while_batched: the decode loop (see runner.py)."""
+
+from __future__ import annotations
+
+from ..executor import run_steps
+from ..registry import Arg, register_op
+from ..runner import MAX_WINDOW, WindowedLoop
+from ..values import ValueType
+
+U32_1 = dict(dtype="u32", shape=(1,))
+
+
+def _check(step: dict) -> list[tuple[str, str]]:
+    problems = []
+    if "out" in step and "collect" not in step:
+        problems.append((".out", "the loop's output is the collected tokens: add 'collect' "
+                         "(the u32[1] tensor each step writes its token to)"))
+    return problems
+
+
+@register_op(
+    "while_batched",
+    args={"max_steps": Arg(("u32",), doc="the loop bound: at most this many steps"),
+          "window": Arg(("u32",), required=False, default=1, minimum=1, maximum=MAX_WINDOW,
+                        doc="steps encoded per command buffer"),
+          "stop": Arg(("tensor",), required=False, **U32_1,
+                      doc="device stop flag: the loop ends after the window that set it"),
+          "collect": Arg(("tensor",), required=False, **U32_1,
+                         doc="the token each step wrote; collected on the device for "
+                             "on_token and the loop's output")},
+    output=ValueType("tensor", "u32"),
+    output_required=False,
+    category="control",
+    has_body=True,
+    check=_check,
+)
+def while_batched(ctx, args, step):
+    """Runs the body up to max_steps times, `window` steps per command buffer; returns the
+    collected tokens (u32[n]) when `collect` is given."""
+    window = args["window"]
+    if not 1 <= window <= MAX_WINDOW:
+        raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
+    loop = WindowedLoop(ctx, lambda: run_steps(ctx, step.body), max_steps=args["max_steps"],
+                        window=window, stop=args["stop"], collect=args["collect"])
+    result = loop.run()
+    ctx.loop_reports.append(result)
+    return result.tokens

@@ -1,0 +1,76 @@
+"""Ops of the sample n-gram language model (kernels: csrc/kernels/lm_kernels.inc)."""
+
+from __future__ import annotations
+
+from ...lm import EOS_TOKEN, MAX_ORDER, builtin_table, detokenize, encode_prompt
+from ...lm.ngram import MODEL_MAGIC
+from ..registry import Arg, register_op
+from ..values import TensorArg, ValueType
+
+U32_1 = dict(dtype="u32", shape=(1,))
+STATE = Arg(("tensor",), dtype="u32", shape=(4,), doc="decode state u32[4] (position, ...)")
+HISTORY = Arg(("tensor",), dtype="u32", doc="every token so far, u32[capacity]")
+STOP = Arg(("tensor",), **U32_1, doc="device stop flag")
+
+
+@register_op(
+    "lm_load",
+    args={"order": Arg(("u32",), required=False, default=MAX_ORDER, maximum=MAX_ORDER,
+                       doc="context bytes of the n-gram model")},
+    output=ValueType("tensor", "u32"),
+    category="setup",
+)
+def lm_load(ctx, args, step):
+    """Builds the n-gram table of the shipped text and uploads it (once) to the device."""
+    return TensorArg.from_array(ctx.device, builtin_table(args["order"]).words)
+
+
+@register_op(
+    "lm_prefill",
+    args={"state": STATE, "history": HISTORY, "stop": STOP,
+          "prompt": Arg(("str",), doc="prompt text (UTF-8 bytes are the tokens)")},
+    category="setup",
+)
+def lm_prefill(ctx, args, step):
+    """Appends the prompt's tokens to the history on the device and starts a turn."""
+    tokens = encode_prompt(args["prompt"])
+    prompt = TensorArg.from_array(ctx.device, tokens or [0])
+    ctx.command_buffer().dispatch(
+        "lm_prefill", 1,
+        [None, args["state"].buffer, args["history"].buffer, prompt.buffer, args["stop"].buffer],
+        [len(tokens), args["history"].numel])
+
+
+@register_op(
+    "lm_decode_step",
+    args={"model": Arg(("tensor",), dtype="u32", doc="the table from lm_load"),
+          "state": STATE, "history": HISTORY, "stop": STOP,
+          "token": Arg(("tensor",), **U32_1, doc="receives the sampled token"),
+          "seed": Arg(("u32",)),
+          "eos_token": Arg(("u32",), required=False, default=EOS_TOKEN),
+          "max_tokens": Arg(("u32",), required=False, default=0,
+                            doc="tokens per turn after which the step stops (0: no limit)")},
+)
+def lm_decode_step(ctx, args, step):
+    """One decode step on the device: sample, append to the history, write `token`; sets
+    the stop flag on EOS / max tokens / full history, after which it is a no-op."""
+    model = args["model"]
+    words = model.numpy()
+    if model.numel < 8 or int(words[0]) != MODEL_MAGIC:
+        raise ValueError("model: the tensor is not an n-gram table made by lm_load")
+    ctx.command_buffer().dispatch(
+        "lm_decode_step", 1,
+        [model.buffer, args["state"].buffer, args["history"].buffer, args["token"].buffer,
+         args["stop"].buffer],
+        [args["seed"], args["eos_token"], args["max_tokens"], args["history"].numel])
+
+
+@register_op(
+    "lm_detokenize",
+    args={"tokens": Arg(("tensor",), dtype="u32", doc="token ids (bytes)")},
+    output=ValueType("str"),
+    category="cpu",
+)
+def lm_detokenize(ctx, args, step):
+    """The text of the tokens (on the CPU, for display)."""
+    return detokenize(args["tokens"].numpy().reshape(-1).tolist())

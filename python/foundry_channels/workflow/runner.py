@@ -1,0 +1,138 @@
+"""The window loop of while_batched: run a body for up to `max_steps` decode steps, encoding
+`window` steps per command buffer.
+
+The first window of each size is encoded once and kept as a Window; every later window of
+that size is a replay (CUDA: one graph launch), so steady state encodes and allocates
+nothing. Tokens reach the CPU per window (the plan's `on_token` path): after a window
+completes, the tokens it collected on the device are handed to ctx.on_token in order.
+Stopping is decided on the device: a body step sets the stop flag (EOS, max tokens) and
+every later step of the window is predicated off; the loop ends after that window.
+
+The streaming runner (drain the channel while the device runs; pipelined windows) builds on
+this module: `WindowedLoop.encode_window` and `WindowedLoop.windows` are its seams.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+from .._core import CommandBuffer, Window
+from .context import WorkflowExecutionContext
+from .values import TensorArg
+
+MAX_WINDOW = 4096  # steps per command buffer: bounded so a window stays short (GPU watchdogs)
+
+
+@dataclass
+class WindowReport:
+    index: int  # window number in this loop, from 0
+    steps: int  # steps encoded in this window
+    steps_total: int  # steps encoded so far in this loop
+    tokens: list[int]  # tokens collected by this window (empty without `collect`)
+    tokens_total: int
+    stop_flag: int  # the device stop flag after the window (0 without `stop`)
+    replayed: bool  # True when the window was a replay of an encoded one
+    elapsed_s: float  # since the loop started
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    windows: int
+    stop_flag: int
+    tokens: Optional[TensorArg]  # u32[n]: every collected token (None without `collect`)
+    replays: int = 0
+    reports: list[WindowReport] = field(default_factory=list)
+
+
+class WindowedLoop:
+    """`encode_step(cb)` encodes one step of the body into `cb`; it must encode the same
+    dispatches every time (the device state, not the CPU, changes between steps)."""
+
+    def __init__(self, ctx: WorkflowExecutionContext, encode_step: Callable[[], None], *,
+                 max_steps: int, window: int, stop: Optional[TensorArg] = None,
+                 collect: Optional[TensorArg] = None) -> None:
+        if not 1 <= window <= MAX_WINDOW:
+            raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
+        self.ctx = ctx
+        self.encode_step = encode_step
+        self.max_steps = max_steps
+        self.window = window
+        self.stop = stop
+        self.collect = collect
+        self.collected: Optional[TensorArg] = None
+        self.count: Optional[TensorArg] = None
+        if collect is not None:
+            self.collected = TensorArg.zeros(ctx.device, "u32", (max(1, max_steps),))
+            self.count = TensorArg.zeros(ctx.device, "u32", (1,))
+        self._encoded: dict[int, Window] = {}
+        # Views made once: reading them after each window allocates nothing new.
+        self._stop_view = stop.numpy() if stop is not None else None
+        self._count_view = self.count.numpy() if self.count is not None else None
+        self._collected_view = self.collected.numpy() if self.collected is not None else None
+
+    def encode_window(self, steps: int) -> tuple[CommandBuffer, bool]:
+        """A committed command buffer running `steps` steps; True when it is a replay."""
+        window = self._encoded.get(steps)
+        if window is not None:
+            cb = self.ctx.queue.replay(window)
+            self.ctx._last_committed = cb
+            return cb, True
+        cb = self.ctx.queue.command_buffer()
+        with self.ctx.recording(cb):
+            for _ in range(steps):
+                self.encode_step()
+                if self.collected is not None:
+                    self._encode_collect(cb)
+        self._encoded[steps] = cb.to_window()
+        self.ctx.commit(cb)
+        return cb, False
+
+    def _encode_collect(self, cb: CommandBuffer) -> None:
+        stop = self.stop.buffer if self.stop is not None else None
+        cb.dispatch("decode_collect_u32", 1,
+                    [self.collect.buffer, self.collected.buffer, self.count.buffer, stop],
+                    [self.collected.numel, 1 if stop is not None else 0])
+
+    def windows(self) -> Iterator[tuple[int, CommandBuffer, bool]]:
+        """Commits the windows one after another: (steps, command buffer, replayed)."""
+        done = 0
+        while done < self.max_steps:
+            steps = min(self.window, self.max_steps - done)
+            cb, replayed = self.encode_window(steps)
+            done += steps
+            yield steps, cb, replayed
+
+    def run(self) -> LoopResult:
+        self.ctx.flush()  # earlier work (prefill, channel init) runs first, in queue order
+        start = time.perf_counter()
+        result = LoopResult(steps=0, windows=0, stop_flag=0, tokens=None)
+        seen = 0
+        for steps, cb, replayed in self.windows():
+            cb.wait_until_completed()
+            result.steps += steps
+            result.replays += replayed
+            flag = int(self._stop_view[0]) if self._stop_view is not None else 0
+            tokens: list[int] = []
+            if self._count_view is not None:
+                total = int(self._count_view[0])
+                tokens = self._collected_view[seen:total].tolist()
+                seen = total
+            report = WindowReport(index=result.windows, steps=steps, steps_total=result.steps,
+                                  tokens=tokens, tokens_total=seen, stop_flag=flag,
+                                  replayed=replayed, elapsed_s=time.perf_counter() - start)
+            result.windows += 1
+            result.reports.append(report)
+            if self.ctx.on_token is not None:
+                for token in tokens:
+                    self.ctx.on_token(token)
+            if self.ctx.on_window is not None:
+                self.ctx.on_window(report)
+            if flag != 0:
+                result.stop_flag = flag
+                break
+        if self.collected is not None:
+            result.tokens = TensorArg(self.collected.buffer, "u32", (seen,))
+        return result

@@ -1,0 +1,134 @@
+"""The value kinds a workflow passes between steps.
+
+A value is one of:
+  u32       a Python int in 0..2^32-1 (a scalar known on the CPU)
+  bool, str CPU constants (flags, prompts)
+  tensor    `TensorArg`: a device buffer with a dtype and a shape
+  channel   `Channel`: a ChannelU32 registered in the run's `ctx.channels`
+
+Channel is its own variant, not a tensor: its buffers have a moving cursor and drop-oldest
+validity, so reading one as a tensor (or writing a tensor op's output into one) is an error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .._core import Buffer, ChannelU32, ChannelU32Reader
+
+U32_MAX = 0xFFFFFFFF
+DTYPES = {"u32": np.uint32, "i32": np.int32, "f32": np.float32}
+VALUE_KINDS = ("u32", "bool", "str", "tensor", "channel")
+
+
+@dataclass(frozen=True)
+class ValueType:
+    """What is known of a value before the run: its kind, and a tensor's dtype and shape
+    (shape None: only known at run time)."""
+
+    kind: str
+    dtype: Optional[str] = None
+    shape: Optional[tuple[int, ...]] = None
+
+    def describe(self) -> str:
+        if self.kind != "tensor":
+            return self.kind
+        shape = "" if self.shape is None else "[" + ", ".join(map(str, self.shape)) + "]"
+        return f"tensor {self.dtype or ''}{shape}".rstrip()
+
+
+@dataclass(frozen=True)
+class TensorArg:
+    """A device buffer seen as a tensor: dtype and shape over its first bytes."""
+
+    buffer: Buffer
+    dtype: str
+    shape: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"TensorArg: dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+        if self.nbytes > self.buffer.nbytes:
+            raise ValueError(f"TensorArg: {self.describe()} needs {self.nbytes} bytes, the "
+                             f"buffer has {self.buffer.nbytes}")
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * np.dtype(DTYPES[self.dtype]).itemsize
+
+    def numpy(self) -> np.ndarray:
+        """A zero-copy view (shared buffers only); the device may write it while work runs."""
+        flat = self.buffer.numpy(DTYPES[self.dtype])
+        return flat[: self.numel].reshape(self.shape)
+
+    def tolist(self) -> list:
+        return self.numpy().tolist()
+
+    def describe(self) -> str:
+        return ValueType("tensor", self.dtype, self.shape).describe()
+
+    @classmethod
+    def zeros(cls, device, dtype: str, shape: tuple[int, ...]) -> "TensorArg":
+        itemsize = np.dtype(DTYPES[dtype]).itemsize
+        buffer = device.buffer(max(1, math.prod(shape)) * itemsize)
+        buffer.numpy("uint8")[:] = 0  # fresh device memory is not zeroed on every backend
+        return cls(buffer, dtype, tuple(shape))
+
+    @classmethod
+    def from_array(cls, device, array, dtype: str = "u32") -> "TensorArg":
+        data = np.ascontiguousarray(array, dtype=DTYPES[dtype])
+        tensor = cls.zeros(device, dtype, data.shape or (1,))
+        tensor.numpy()[...] = data.reshape(tensor.shape)
+        return tensor
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A ChannelU32 as a workflow value, registered by name in ctx.channels."""
+
+    name: str
+    channel: ChannelU32
+
+    @property
+    def capacity(self) -> int:
+        return self.channel.capacity
+
+    def reader(self) -> ChannelU32Reader:
+        return self.channel.reader()
+
+
+Value = Union[int, bool, str, TensorArg, Channel]
+
+
+def type_of(value: Any) -> ValueType:
+    """The ValueType of a run-time value; TypeError for anything that is not a value."""
+    if isinstance(value, bool):
+        return ValueType("bool")
+    if isinstance(value, (int, np.integer)):
+        return ValueType("u32")
+    if isinstance(value, str):
+        return ValueType("str")
+    if isinstance(value, TensorArg):
+        return ValueType("tensor", value.dtype, value.shape)
+    if isinstance(value, Channel):
+        return ValueType("channel")
+    raise TypeError(f"{type(value).__name__} is not a workflow value (kinds: {', '.join(VALUE_KINDS)})")
+
+
+def to_python(value: Value) -> Any:
+    """A workflow output as plain Python/JSON data."""
+    if isinstance(value, TensorArg):
+        return value.tolist()
+    if isinstance(value, Channel):
+        return {"channel": value.name, "capacity": value.capacity}
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
