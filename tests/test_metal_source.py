@@ -41,9 +41,10 @@ def host_cxx() -> str | None:
     return None
 
 
-def compile_as_cxx14(source: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def compile_as_cxx14(source: str, tmp_path: Path, cxx: str | None = None,
+                     extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Runs the host compiler over `source` with the shim as <metal_stdlib>."""
-    cxx = host_cxx()
+    cxx = cxx or host_cxx()
     if cxx is None:
         pytest.skip("no C++ compiler on PATH (set CXX or install g++)")
     include = tmp_path / "include"
@@ -58,6 +59,7 @@ def compile_as_cxx14(source: str, tmp_path: Path) -> subprocess.CompletedProcess
         # Metal-only spellings the shim cannot give a meaning: [[buffer(n)]],
         # [[thread_position_in_grid]], `#pragma METAL`, and unused slots of the uniform signature.
         "-Wno-attributes", "-Wno-unknown-pragmas", "-Wno-unused-parameter",
+        *extra,
         str(src),
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -112,6 +114,40 @@ def test_assembled_source_compiles_as_cxx14_through_the_shim(tmp_path):
     assert result.returncode == 0, f"host compile of the assembled MSL failed:\n{result.stderr}"
 
 
+ADDRESS_SPACE_CHECK = ("-DFC_SHIM_ADDRESS_SPACES", "-Wno-unknown-attributes")
+
+
+@pytest.mark.skipif(shutil.which("clang++") is None, reason="the address-space check needs clang++")
+def test_address_spaces_hold_with_clang(tmp_path):
+    # clang gives `device` and `constant` distinct address spaces (the shim's
+    # FC_SHIM_ADDRESS_SPACES), as MSL does: no pointer in the source may drop one.
+    result = compile_as_cxx14(_core.metal_source(), tmp_path, "clang++", ADDRESS_SPACE_CHECK)
+    assert result.returncode == 0, f"address-space check failed:\n{result.stderr}"
+    dropped = _core.metal_source() + "FC_FN uint drops(FC_GLOBAL uint* p) { uint* q = p; return q[0]; }\n"
+    result = compile_as_cxx14(dropped, tmp_path, "clang++", ADDRESS_SPACE_CHECK)
+    assert result.returncode != 0 and "address_space" in result.stderr
+
+
+MOCK_SDK = Path(__file__).resolve().parent / "metal_mock_sdk"
+
+
+@pytest.mark.skipif(shutil.which("clang++") is None, reason="type-checking Objective-C++ needs clang++")
+@pytest.mark.parametrize("name", ["metal_kernels.mm", "metal_device.mm"])
+def test_objcxx_backend_type_checks_against_the_device_interface(name, tmp_path):
+    # The .mm files against the current csrc/device/device.hpp (a changed virtual would break
+    # the Mac build only) and against mock Metal/Foundation headers (tests/metal_mock_sdk).
+    generated = tmp_path / "generated"
+    generated.mkdir()
+    cmd = [
+        "clang++", "-x", "objective-c++", "-std=c++20", "-fobjc-arc", "-fblocks",
+        "-fobjc-runtime=gnustep-2.0", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
+        f"-I{MOCK_SDK}", f"-I{REPO / 'csrc'}", f"-I{generated}",
+        str(REPO / "csrc" / "metal" / name),
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_host_check_rejects_a_broken_entry_point(tmp_path):
     # A call with the wrong number of arguments and an undeclared function: if this compiled,
     # the check above would prove nothing.
@@ -164,7 +200,7 @@ def test_kernel_bodies_stay_in_the_portable_subset():
 
 def test_language_version_matches_the_backend():
     assert _core.METAL_LANGUAGE_VERSION == "3.2"
-    backend = (REPO / "csrc" / "metal" / "metal_device.mm").read_text()
+    backend = (REPO / "csrc" / "metal" / "metal_kernels.mm").read_text()
     assert "MTLLanguageVersion3_2" in backend
 
 

@@ -16,11 +16,20 @@
 // the point: bodies use the portable subset only (csrc/kernels/README.md).
 #pragma once
 
-// Address spaces and the coherence qualifier: no meaning on the host.
+// Address spaces. With FC_SHIM_ADDRESS_SPACES (clang only), `device` and `constant` become
+// distinct address spaces, so a pointer that silently drops its address space (in MSL an
+// error: a `device uint*` is not a `uint*`) fails the check as it would on a Mac. Otherwise
+// (g++) they have no meaning. `constant` data is read-only in MSL; `const` keeps writes to it a
+// compile error here too.
+#if defined(FC_SHIM_ADDRESS_SPACES)
+#define device __attribute__((address_space(1)))
+#define constant const __attribute__((address_space(2)))
+#else
 #define device
-#define coherent(scope)
-// `constant` data is read-only in MSL; `const` keeps writes to it a compile error here too.
 #define constant const
+#endif
+// The coherence qualifier: no meaning on the host.
+#define coherent(scope)
 // A kernel is an ordinary function for the purpose of this check.
 #define kernel
 
