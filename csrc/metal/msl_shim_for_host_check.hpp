@@ -40,8 +40,8 @@ namespace metal {
 // MSL: enum class mem_flags (Specification, "Threadgroup and SIMD-group synchronization").
 enum class mem_flags { mem_none = 0, mem_device = 1, mem_threadgroup = 2, mem_texture = 4 };
 
-// MSL: memory_order (Specification, "Atomic Functions"); only relaxed for atomic functions,
-// more for fences in MSL 3.2.
+// MSL: memory_order (Specification, "Atomic Functions"). The prelude uses only seq_cst, in a
+// fence, as MLX's fence.metal does.
 enum memory_order {
   memory_order_relaxed,
   memory_order_acquire,
