@@ -62,7 +62,7 @@ void ChannelU32::encode_push_sequence(CommandBuffer& cb, uint32_t start, uint32_
 }
 
 void ChannelU32::encode_close(CommandBuffer& cb) {
-  cb.dispatch(KernelId::channel_u32_close, 1, {header_, nullptr, nullptr, nullptr, nullptr, nullptr},
+  cb.dispatch(KernelId::channel_u32_close, 1, {header_, nullptr, nullptr, nullptr, nullptr, cursor_},
               {});
 }
 

@@ -1,0 +1,87 @@
+"""Server-sent events: stream generated text over HTTP as the device produces it.
+
+An ASGI app (Starlette, in the optional `serve` extra) whose `GET /generate?prompt=...`
+answers `text/event-stream`: one `data:` event per text chunk the runner hands over, then an
+`event: done` with the run's summary. The generation itself is whatever async iterator of
+text chunks `generate` returns, so the app knows nothing about devices or windows.
+
+    uvicorn --factory foundry_channels.serve:default_app --port 8000
+    curl -N 'http://127.0.0.1:8000/generate?prompt=We%20hold&max_tokens=200'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator, Callable, Dict
+
+GenerateFn = Callable[[Dict[str, Any]], AsyncIterator[Any]]
+
+
+def _require_starlette():
+    try:
+        import starlette  # noqa: F401
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError(
+            "foundry_channels.serve needs the optional 'serve' extra: "
+            "python3 -m pip install 'foundry-channels[serve]'"
+        ) from e
+
+
+def sse_event(data: Any, event: str | None = None) -> bytes:
+    """One server-sent event; `data` is sent as JSON on a single line."""
+    head = f"event: {event}\n" if event else ""
+    return (head + "data: " + json.dumps(data) + "\n\n").encode()
+
+
+_INT_PARAMS = {"max_tokens": (1, 1 << 20), "window": (1, 4096), "seed": (0, 2**32 - 1)}
+
+
+def parse_request(query: Dict[str, str]) -> Dict[str, Any]:
+    """Validates the query string; ValueError names the bad parameter."""
+    request: Dict[str, Any] = {"prompt": query.get("prompt", "")}
+    for name, (lo, hi) in _INT_PARAMS.items():
+        if name in query:
+            try:
+                value = int(query[name])
+            except ValueError:
+                raise ValueError(f"query parameter '{name}' must be an integer, got {query[name]!r}") from None
+            if not lo <= value <= hi:
+                raise ValueError(f"query parameter '{name}' must be in [{lo}, {hi}], got {value}")
+            request[name] = value
+    if "mode" in query:
+        if query["mode"] not in ("throughput", "interactive"):
+            raise ValueError(f"query parameter 'mode' must be 'throughput' or 'interactive', got {query['mode']!r}")
+        request["mode"] = query["mode"]
+    return request
+
+
+def create_app(generate: GenerateFn):
+    """An ASGI app streaming `generate(request)`'s chunks as server-sent events.
+
+    `generate` receives the parsed query ({prompt, max_tokens?, window?, seed?, mode?}) and
+    returns an async iterator of text chunks; its last item may be a dict, sent as the
+    `done` event's data (e.g. the run summary)."""
+    _require_starlette()
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    async def generate_route(request):
+        try:
+            params = parse_request(dict(request.query_params))
+        except ValueError as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+
+        async def events():
+            summary: Dict[str, Any] = {}
+            async for chunk in generate(params):
+                if isinstance(chunk, dict):
+                    summary = chunk
+                else:
+                    yield sse_event({"text": chunk})
+            yield sse_event(summary, event="done")
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    return Starlette(routes=[Route("/generate", generate_route)])
