@@ -142,6 +142,10 @@ def _schema_message(error: jsonschema.ValidationError, doc: Any,
                 why = f"unexpected argument '{extra}' for op '{op}' (its arguments: {known})"
             found.append((format_path(path + [extra]), why))
         return found
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = ", ".join(error.schema.get("properties", {}))
+        return [(format_path(path + [extra]), f"unexpected key '{extra}' (allowed here: {allowed})")
+                for extra in sorted(set(error.instance) - set(error.schema.get("properties", {})))]
     if error.validator == "enum" and path and path[-1] == "op":
         return [(here, f"unknown op {error.instance!r} (known ops: {', '.join(sorted(registry))})")]
     if spec is not None and len(path) == len(step_path) + 1 and path[-1] in spec.args:

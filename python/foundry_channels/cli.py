@@ -1,0 +1,320 @@
+"""The command line: `python -m foundry_channels` / `foundry-channels`.
+
+    run WORKFLOW.json   run any workflow file and print its outputs (--json for machines)
+    demo                the text-generation sample, printed as it is generated
+    stream              a plain channel stream: items as they arrive, then a summary
+    backends            which backends can run here, and why the others cannot
+
+Exit codes: 0 done, 1 the run failed, 2 bad arguments or an invalid workflow (one line on
+stderr), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from typing import Optional, Sequence
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+U32_MAX = 0xFFFFFFFF
+DEVICE_PATTERN = re.compile(r"^(cpu|metal|cuda(:\d+)?)$")
+STOP_REASONS = {0: "max tokens", 1: "EOS", 2: "max tokens (device)", 3: "history full"}
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported on one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _u32(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= U32_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..{U32_MAX}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _u32(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    if not DEVICE_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or metal, got {text!r}")
+    return text
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", type=_device, default="cpu", metavar="cpu|cuda|metal",
+                   help="backend to run on (default: cpu; cuda:N picks a GPU)")
+
+
+def _add_generation(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prompt", help="prompt text (workflow input 'prompt')")
+    p.add_argument("--max-tokens", type=_positive, metavar="N",
+                   help="loop bound (workflow input 'max_tokens')")
+    p.add_argument("--window", type=_positive, metavar="W",
+                   help="decode steps per command buffer (workflow input 'window')")
+    p.add_argument("--seed", type=_u32, metavar="S", help="sampling seed (workflow input 'seed')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="foundry-channels",
+                     description="GPU<->CPU stream channels: workflows, demos and checks.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="run a workflow file and print its outputs",
+                         description="Run any workflow JSON file and print its outputs.")
+    run.add_argument("workflow", metavar="WORKFLOW.json", help="the workflow file")
+    _add_device(run)
+    _add_generation(run)
+    run.add_argument("--input", action="append", type=_assignment, default=[], metavar="NAME=VALUE",
+                     help="set any workflow input (repeatable)")
+    run.add_argument("--json", action="store_true", help="print one JSON object (for machines)")
+    run.set_defaults(handler=cmd_run)
+
+    demo = sub.add_parser("demo", help="generate text with the sample workflow, live",
+                          description="Run the text-generation sample and print the text as "
+                                      "it is produced, with a live status line.")
+    _add_device(demo)
+    _add_generation(demo)
+    demo.add_argument("--no-status", action="store_true", help="no live status line")
+    demo.set_defaults(handler=cmd_demo)
+
+    stream = sub.add_parser("stream", help="a plain channel stream with a summary",
+                            description="Push a sequence of items on the device and drain "
+                                        "them on the CPU while it runs; print them as they "
+                                        "arrive and a summary (items, dropped, items/s).")
+    _add_device(stream)
+    stream.add_argument("--items", type=_positive, default=1000, metavar="N",
+                        help="items to push (default 1000)")
+    stream.add_argument("--capacity", type=_positive, default=1024, metavar="C",
+                        help="ring capacity, a power of two (default 1024)")
+    stream.set_defaults(handler=cmd_stream)
+
+    backends = sub.add_parser("backends", help="list backends and whether they can run here",
+                              description="List the backends and why any cannot run here.")
+    backends.set_defaults(handler=cmd_backends)
+    return parser
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def _open_device(spec: str):
+    import foundry_channels as fc
+
+    try:
+        return fc.Device(spec)
+    except fc.BackendUnavailableError as e:
+        raise UsageError(f"--device {spec}: {e}") from None
+
+
+def _generation_inputs(args, workflow) -> dict:
+    inputs = dict(getattr(args, "input", []))
+    for flag, name in (("prompt", "prompt"), ("max_tokens", "max_tokens"),
+                       ("window", "window"), ("seed", "seed")):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if name not in workflow.inputs:
+            raise UsageError(f"--{flag.replace('_', '-')}: workflow '{workflow.name}' has no "
+                             f"input '{name}'")
+        inputs[name] = value
+    return inputs
+
+
+def _load(path: str):
+    from .workflow import WorkflowValidationError, load_workflow
+
+    try:
+        return load_workflow(path)
+    except WorkflowValidationError as e:
+        lines = str(e).splitlines()
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise UsageError(lines[0] + more) from None
+
+
+def _check_inputs(workflow, inputs) -> None:
+    """Bad input values are usage errors, found before anything runs."""
+    from .workflow import WorkflowRuntimeError
+    from .workflow.executor import bind_inputs
+
+    try:
+        bind_inputs(workflow, inputs)
+    except WorkflowRuntimeError as e:
+        raise UsageError(str(e)) from None
+
+
+def _run(workflow, device, inputs, **callbacks):
+    from .workflow import run_workflow
+
+    _check_inputs(workflow, inputs)
+    return run_workflow(workflow, device, inputs=inputs, **callbacks)
+
+
+# ---- commands -------------------------------------------------------------------------------
+
+
+def cmd_run(args) -> int:
+    workflow = _load(args.workflow)
+    inputs = _generation_inputs(args, workflow)
+    device = _open_device(args.device)
+    try:
+        start = time.perf_counter()
+        run = _run(workflow, device, inputs)
+        elapsed = time.perf_counter() - start
+        outputs = run.python_outputs()
+        loops = [{"steps": r.steps, "windows": r.windows, "replays": r.replays,
+                  "stop_flag": r.stop_flag} for r in run.context.loop_reports]
+        run.context.close()
+    finally:
+        device.close()
+    if args.json:
+        print(json.dumps({"workflow": workflow.name, "backend": args.device, "outputs": outputs,
+                          "loops": loops, "seconds": round(elapsed, 6)}))
+    else:
+        for name, value in outputs.items():
+            print(f"{name}: {value}")
+        print(f"({workflow.name} on {args.device} in {elapsed:.3f} s)", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from ._live_text import LiveText
+    from .lm import StreamingDetokenizer
+    from .workflow import load_workflow, sample_path
+
+    workflow = load_workflow(sample_path("text_generation_stream_u32"))
+    inputs = _generation_inputs(args, workflow)
+    prompt = inputs.get("prompt", workflow.inputs["prompt"].value)
+    window = inputs.get("window", workflow.inputs["window"].value)
+    _check_inputs(workflow, inputs)  # before anything is printed
+    device = _open_device(args.device)
+    live = LiveText(sys.stdout, live=not args.no_status and sys.stdout.isatty())
+    detok = StreamingDetokenizer()
+    state = {"tokens": 0, "elapsed": 0.0}
+
+    def on_window(report) -> None:
+        state["tokens"], state["elapsed"] = report.tokens_total, report.elapsed_s
+        rate = report.tokens_total / report.elapsed_s if report.elapsed_s > 0 else 0.0
+        status = (f"[{report.tokens_total} tokens | {rate:,.0f} tok/s | window {window} | "
+                  f"{device.backend} | {report.elapsed_s:.2f} s]")
+        live.write(detok.feed(report.tokens), status)
+
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    try:
+        run = _run(workflow, device, inputs, on_window=on_window)
+        stop = run.context.loop_reports[-1].stop_flag if run.context.loop_reports else 0
+        run.context.close()
+    except KeyboardInterrupt:
+        live.finish(detok.finish())
+        print(f"interrupted after {state['tokens']} tokens", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        device.close()
+    live.finish(detok.finish())
+    rate = state["tokens"] / state["elapsed"] if state["elapsed"] > 0 else 0.0
+    print(f"\n{state['tokens']} tokens in {state['elapsed']:.3f} s ({rate:,.0f} tokens/s), "
+          f"window {window}, backend {device.backend}, stopped by {STOP_REASONS.get(stop, stop)}")
+    return 0
+
+
+def cmd_stream(args) -> int:
+    import numpy as np
+
+    import foundry_channels as fc
+
+    if args.capacity & (args.capacity - 1) or args.capacity > fc.MAX_CAPACITY:
+        raise UsageError(f"--capacity: expected a power of two up to {fc.MAX_CAPACITY}, got {args.capacity}")
+    device = _open_device(args.device)
+    try:
+        channel = fc.ChannelU32(device, args.capacity)
+        cb = device.new_queue().command_buffer()
+        cb.channel_init(channel)
+        cb.channel_push_sequence(channel, 0, args.items)  # one kernel, each item published
+        cb.channel_close(channel)
+        reader = channel.reader()
+        batch = np.empty(min(args.capacity, 1 << 16), dtype=np.uint32)
+        start = time.perf_counter()
+        cb.commit()  # returns at once: the device pushes while we drain below
+        received, in_order, expected = 0, True, 0
+        while True:
+            n = reader.drain_into(batch)
+            if n:
+                items = batch[:n]
+                # After drops the next value is the first one still in the ring: skip ahead.
+                expected = max(expected, int(items[0]))
+                in_order &= bool(np.array_equal(items, np.arange(expected, expected + n, dtype=np.uint32)))
+                expected += n
+                received += n
+                _print_batch(items)
+            elif reader.wait(timeout=10.0) != "ready":
+                if reader.exhausted:
+                    break
+                if cb.status == "error":
+                    raise fc.CommandBufferError(cb.error or "command buffer failed")
+        elapsed = time.perf_counter() - start
+        cb.wait_until_completed(timeout=10.0)
+        print(f"items {received}, dropped {reader.dropped}, {received / elapsed:,.0f} items/s, "
+              f"in order: {'yes' if in_order else 'NO'}, backend {device.backend} ({device.name})")
+    finally:
+        device.close()
+    return 0 if in_order and received + reader.dropped == args.items else EXIT_FAILED
+
+
+def _print_batch(items) -> None:
+    if len(items) <= 16:
+        print("received", " ".join(map(str, items.tolist())))
+    else:
+        head = " ".join(map(str, items[:6].tolist()))
+        print(f"received {len(items)} items: {head} ... {int(items[-1])}")
+
+
+def cmd_backends(args) -> int:
+    import foundry_channels as fc
+
+    for name, reason in fc.backend_status().items():
+        print(f"{name:6} {'available' if not reason else 'not available: ' + reason}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as e:
+        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a failed run: one line, not a traceback
+        print(f"{parser.prog} {args.command}: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
