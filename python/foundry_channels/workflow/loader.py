@@ -148,9 +148,11 @@ def _schema_message(error: jsonschema.ValidationError, doc: Any,
                 for extra in sorted(set(error.instance) - set(error.schema.get("properties", {})))]
     if error.validator == "enum" and path and path[-1] == "op":
         return [(here, f"unknown op {error.instance!r} (known ops: {', '.join(sorted(registry))})")]
-    if spec is not None and len(path) == len(step_path) + 1 and path[-1] in spec.args:
-        arg = spec.args[path[-1]]
-        return [(here + label, f"expected {arg.describe()}, got {json.dumps(error.instance)}")]
+    if spec is not None and len(path) > len(step_path) and path[len(step_path)] in spec.args:
+        name = path[len(step_path)]  # the error may be inside the argument (a shape's item)
+        arg, value = spec.args[name], step[name]
+        where = format_path(step_path + [name])
+        return [(where + label, f"expected {arg.describe()}, got {json.dumps(value)}")]
     return [(here, error.message)]
 
 
