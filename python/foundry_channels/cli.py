@@ -226,8 +226,7 @@ def cmd_demo(args) -> int:
                   f"{device.backend} | {report.elapsed_s:.2f} s]")
         live.write(detok.feed(report.tokens), status)
 
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
+    live.write(prompt)  # through LiveText, which tracks the cursor column
     try:
         run = _run(workflow, device, inputs, on_window=on_window)
         stop = run.context.loop_reports[-1].stop_flag if run.context.loop_reports else 0
