@@ -5,6 +5,8 @@ its token. Variants, all on the same card in the same run:
   (a) sync    launch the step, cudaStreamSynchronize, read the token (what channels remove)
   (b) stream  step + push kernel launched per step; a reader thread drains concurrently
   (c) graph   windows of 64 steps+pushes captured as a CUDA graph; reader draining
+  (c') fork   as (c), but each push is a side branch of the graph (after its step and the
+              previous push; the next step does not wait for it), tokens in a history buffer
   (d) none    graphs of 64 steps, no streaming (the upper bound)
 plus visibility latency (token write on the GPU -> arrival in the reader; %globaltimer beside
 the token, clock offset from ping-pong round trips, bounded by `clock_err`), the GPU-timeline
@@ -30,9 +32,10 @@ import numpy as np
 import foundry_channels as fc
 from foundry_channels import _core
 
-VARIANTS = ("sync", "stream", "graph", "none")
+VARIANTS = ("sync", "stream", "graph", "fork", "none")
 LABEL = {"sync": "(a) per-step sync", "stream": "(b) channel, per-step launch",
-         "graph": "(c) channel, graph x64", "none": "(d) no streaming"}
+         "graph": "(c) channel, graph x64", "fork": "(c') graph x64, push beside",
+         "none": "(d) no streaming"}
 
 
 def decode_table(dev, step_us_list, quick):
@@ -98,8 +101,11 @@ def torch_decode(dev, steps):
         got = []
 
         def drain(n):
+            # A consumer that wakes every 0.5 ms and takes what arrived: waking per token
+            # would fight the decode loop for the GIL.
             buf = np.empty(4096, dtype=np.uint32)
             while len(got) < n and reader.wait(timeout=30) == "ready":
+                time.sleep(0.0005)
                 k = reader.drain_into(buf)
                 got.extend(buf[:k].tolist())
 

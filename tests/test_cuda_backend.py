@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -146,6 +147,10 @@ def test_completion_handlers_run_in_commit_order(cuda):
         cbs.append(cb)
     for cb in cbs:
         assert cb.wait_until_completed(timeout=30)
+    # a waiter is released before the handlers run (command_buffer.cpp): give them a moment
+    deadline = time.monotonic() + 10
+    while len(seen) < 20 and time.monotonic() < deadline:
+        time.sleep(0.001)
     assert seen == [(i, "completed") for i in range(20)]
 
 

@@ -42,15 +42,17 @@ def test_stream_write_shapes_and_dtypes(cuda, dtype):
     ch = make_channel(cuda, 256)
     reader = ch.reader()
     one = torch.tensor([41], dtype=dtype, device="cuda")
-    batch = torch.arange(5, dtype=torch.int64, device="cuda").to(dtype) + 100
-    strided = (torch.arange(10, dtype=torch.int64, device="cuda").to(dtype) + 200)[::2]
+    # built as int64 then converted: torch has no arithmetic on uint32 tensors
+    batch = (torch.arange(5, dtype=torch.int64, device="cuda") + 100).to(dtype)
+    strided = (torch.arange(10, dtype=torch.int64, device="cuda") + 200).to(dtype)[::2]
+    other = torch.tensor([42], dtype=dtype, device="cuda")
     fc.stream_write(ch, one)
     fc.stream_write(ch, batch)
     fc.stream_write(ch, strided)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        fc.stream_write(ch, one + 1)  # current stream inside the context: `side`
+        fc.stream_write(ch, other)  # current stream inside the context: `side`
     torch.cuda.synchronize()
     expected = [41, 100, 101, 102, 103, 104, 200, 202, 204, 206, 208, 42]
     assert drain(reader, len(expected)).tolist() == expected

@@ -35,16 +35,18 @@ __device__ __forceinline__ uint load_sys(const uint* p) {
   return v;
 }
 
-// One decode step: spin `ns`, then write the step's token (its index) and the time of the
+// One decode step: spin `ns`, then write the step's token (its index) into
+// token[k % token_slots] (a token history, as a decode loop keeps one) and the time of the
 // write. state[0] is the step counter, so a graph of steps needs no per-launch arguments.
-__global__ void spin_step(uint ns, uint* state, uint* token, u64* stamps, uint stamps_len) {
+__global__ void spin_step(uint ns, uint* state, uint* token, uint token_slots, u64* stamps,
+                          uint stamps_len) {
   u64 t0 = globaltimer();
   while (globaltimer() - t0 < ns) {
   }
   uint k = state[0];
   state[0] = k + 1u;
   if (k < stamps_len) stamps[k] = globaltimer();
-  token[0] = k;
+  token[k % token_slots] = k;
 }
 
 // Smallest non-zero step of %globaltimer (its resolution on this GPU).
@@ -243,19 +245,22 @@ struct GraphExec {
 
 DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std::string& variant,
                                uint32_t steps, uint32_t step_ns, uint32_t window) {
-  if (variant != "sync" && variant != "stream" && variant != "graph" && variant != "none") {
-    throw std::invalid_argument("variant must be 'sync', 'stream', 'graph' or 'none', got '" +
-                                variant + "'");
+  if (variant != "sync" && variant != "stream" && variant != "graph" && variant != "fork" &&
+      variant != "none") {
+    throw std::invalid_argument(
+        "variant must be 'sync', 'stream', 'graph', 'fork' or 'none', got '" + variant + "'");
   }
   if (steps == 0 || window == 0 || steps % window != 0) {
     throw std::invalid_argument("steps must be a positive multiple of window");
   }
   Bench b(device);
   auto state = b.priv(4);
-  auto token_dev = b.priv(4);
+  const bool fork = variant == "fork";
+  const uint32_t token_slots = fork ? window : 1;
+  auto token_dev = b.priv(4 * token_slots);
   auto token_host = b.shared(4);
   auto stamps = b.priv(sizeof(u64) * steps);
-  const bool streams = variant == "stream" || variant == "graph";
+  const bool streams = variant == "stream" || variant == "graph" || fork;
   uint32_t capacity = 1;
   while (capacity < steps) capacity <<= 1;  // no drops: every token is checked
   auto ch = b.channel(capacity);
@@ -268,16 +273,43 @@ DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std:
                  nullptr, ch->cursor_buffer()->device_ptr()},
                 {capacity, 0u, 1u, 1u, 1u, 0u, 0u, 0u}};
   auto launch_step = [&] {
-    spin_step<<<1, 1, 0, b.stream>>>(step_ns, st, tok, stm, steps);
+    spin_step<<<1, 1, 0, b.stream>>>(step_ns, st, tok, 1u, stm, steps);
     if (streams) check(launch_dispatch(push, b.stream), "launching the push");
   };
+  // "fork": the push of step i is a side branch of the graph (after step i and push i-1);
+  // step i+1 depends on step i only, so the pushes run beside the next steps instead of
+  // between them. Step i's token has its own slot, so step i+1 never overwrites what push i
+  // reads. Graph launches on one stream still run whole windows in order.
+  cudaStream_t side = nullptr;
+  std::vector<cudaEvent_t> events;
+  auto capture_fork = [&] {
+    for (uint32_t i = 0; i < window; ++i) {
+      spin_step<<<1, 1, 0, b.stream>>>(step_ns, st, tok, token_slots, stm, steps);
+      check(cudaEventRecord(events[i], b.stream), "fork: record");
+      check(cudaStreamWaitEvent(side, events[i], 0), "fork: wait");
+      Dispatch p = push;
+      p.scalars[5] = i;  // word offset: this step's token slot
+      check(launch_dispatch(p, side), "fork: push");
+    }
+    check(cudaEventRecord(events[window], side), "fork: join");
+    check(cudaStreamWaitEvent(b.stream, events[window], 0), "fork: join");
+  };
+  if (fork) {
+    check(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking), "fork: side stream");
+    events.resize(window + 1);
+    for (auto& e : events) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event");
+  }
 
   ClockFit before{};
   if (streams) before = calibrate(b, 200);
   GraphExec g;
-  if (variant == "graph" || variant == "none") {
+  if (variant == "graph" || variant == "none" || fork) {
     check(cudaStreamBeginCapture(b.stream, cudaStreamCaptureModeThreadLocal), "begin capture");
-    for (uint32_t i = 0; i < window; ++i) launch_step();
+    if (fork) {
+      capture_fork();
+    } else {
+      for (uint32_t i = 0; i < window; ++i) launch_step();
+    }
     check(cudaStreamEndCapture(b.stream, &g.graph), "end capture");
     check(cudaGraphInstantiate(&g.exec, g.graph, 0), "instantiate");
     check(cudaGraphUpload(g.exec, b.stream), "upload");
@@ -292,7 +324,7 @@ DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std:
   if (variant == "sync") {
     const auto* host = static_cast<const uint32_t*>(token_host->host_ptr());
     for (uint32_t k = 0; k < steps; ++k) {
-      spin_step<<<1, 1, 0, b.stream>>>(step_ns, st, tok, stm, steps);
+      spin_step<<<1, 1, 0, b.stream>>>(step_ns, st, tok, 1u, stm, steps);
       check(cudaStreamSynchronize(b.stream), "per-step synchronize");
       if (cpu_load(host) != k) tokens_ok = false;
     }
@@ -329,6 +361,8 @@ DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std:
     r.delivered = steps;
   }
   r.tokens_ok = tokens_ok;
+  for (auto e : events) cudaEventDestroy(e);
+  if (side) cudaStreamDestroy(side);
   return r;
 }
 
@@ -408,7 +442,7 @@ PushCostResult bench_push_cost(const std::shared_ptr<Device>& device, uint32_t p
     check(cudaStreamBeginCapture(b.stream, cudaStreamCaptureModeThreadLocal), "capture");
     for (int i = 0; i < 64; ++i) {
       spin_step<<<1, 1, 0, b.stream>>>(0u, static_cast<uint*>(state->device_ptr()),
-                                       static_cast<uint*>(tok->device_ptr()), nullptr, 0u);
+                                       static_cast<uint*>(tok->device_ptr()), 1u, nullptr, 0u);
       if (with_push) check(launch_dispatch(push, b.stream), "push");
     }
     check(cudaStreamEndCapture(b.stream, &g.graph), "capture");
@@ -424,6 +458,8 @@ PushCostResult bench_push_cost(const std::shared_ptr<Device>& device, uint32_t p
   auto res = b.priv(8);
   timer_resolution<<<1, 1, 0, b.stream>>>(static_cast<u64*>(res->device_ptr()));
   check(cudaGetLastError(), "timer_resolution");
+  // cudaMemcpy runs on the legacy stream, which does not wait for our non-blocking stream.
+  check(cudaStreamSynchronize(b.stream), "timer_resolution");
   u64 resolution = 0;
   check(cudaMemcpy(&resolution, res->device_ptr(), 8, cudaMemcpyDeviceToHost), "resolution");
   r.timer_resolution_ns = static_cast<double>(resolution);
