@@ -158,3 +158,17 @@ def test_outputs_as_python(cpu_device):
     out = run.python_outputs()
     assert isinstance(out["generated_tokens"], list) and len(out["generated_tokens"]) == 5
     assert out["text"] == bytes(out["generated_tokens"]).decode()
+
+
+def test_literal_push_predicated_on_the_device_stop_flag(device):
+    # A literal value with a stop flag goes through a device constant, so the push can be
+    # skipped on the device: one 9 per generated token, none after EOS.
+    doc = json.load(open(sample_path()))
+    doc["steps"][7]["body"].append({"op": "stream_write_u32", "channel": "tokens", "value": 9,
+                                    "stop": "stop"})
+    run = run_workflow(load_workflow(doc), device,
+                       inputs={"prompt": "Love is", "max_tokens": 3000, "window": 64, "seed": 3})
+    generated = run.outputs["generated_tokens"].tolist()
+    emitted = drained(run.context, "tokens")
+    assert run.context.loop_reports[0].stop_flag == 1
+    assert emitted[0::2] == generated and emitted[1::2] == [9] * len(generated)
