@@ -92,7 +92,9 @@ def test_run_json_outputs_the_reference_tokens():
     expected, _ = reference_generate(builtin_table(), encode_prompt("Four score"), 2, 40)
     assert data["outputs"]["generated_tokens"] == expected
     assert data["outputs"]["text"] == detokenize(expected)
-    assert data["loops"] == [{"steps": 40, "windows": 10, "replays": 9, "stop_flag": 0}]
+    (loop,) = data["loops"]
+    assert {k: loop[k] for k in ("steps", "windows", "replays", "stop_flag", "mode", "delivered")} == {
+        "steps": 40, "windows": 10, "replays": 9, "stop_flag": 0, "mode": "throughput", "delivered": 40}
     assert data["workflow"] == "text_generation_stream_u32"
 
 
@@ -133,7 +135,7 @@ def test_demo_live_status_line_on_a_terminal():
     assert proc.wait(timeout=60) == 0
     os.close(controller)
     out = b"".join(chunks).decode("utf-8", "replace")
-    assert "tok/s | window 16 | cpu" in out  # the live status line
+    assert "tok/s | interactive | window 16 | cpu" in out  # the live status line
     assert "\x1b[2K" in out  # redrawn in place
     assert "64 tokens in" in out
 

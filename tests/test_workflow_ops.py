@@ -79,7 +79,7 @@ def test_loop_windows_replay_and_remainder(device):
 
 def test_loop_collects_device_tokens_and_stops_on_the_flag(device):
     doc = json.load(open(sample_path()))
-    run = run_workflow(load_workflow(doc), device,
+    run = run_workflow(load_workflow(doc), device, mode="windowed",
                        inputs={"prompt": "Love is", "max_tokens": 3000, "window": 32, "seed": 3})
     report = run.context.loop_reports[0]
     generated = run.outputs["generated_tokens"].tolist()
@@ -166,7 +166,7 @@ def test_literal_push_predicated_on_the_device_stop_flag(device):
     doc = json.load(open(sample_path()))
     doc["steps"][7]["body"].append({"op": "stream_write_u32", "channel": "tokens", "value": 9,
                                     "stop": "stop"})
-    run = run_workflow(load_workflow(doc), device,
+    run = run_workflow(load_workflow(doc), device, mode="windowed",
                        inputs={"prompt": "Love is", "max_tokens": 3000, "window": 64, "seed": 3})
     generated = run.outputs["generated_tokens"].tolist()
     emitted = drained(run.context, "tokens")

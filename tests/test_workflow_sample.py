@@ -29,20 +29,28 @@ def drain_all(channel) -> tuple[list[int], int, bool]:
     return out[:n].tolist(), reader.dropped, reader.exhausted
 
 
-def generate(workflow, device, **inputs):
+def generate(workflow, device, mode="windowed", **inputs):
+    """Runs the sample; `emitted` is what went through the channel. In the windowed mode the
+    runner leaves the channel alone and a reader drains it afterwards; in the streaming modes
+    the runner's own reader drained it while the device ran (and handed each token to
+    on_token), so a reader afterwards must find nothing left: no token is emitted twice."""
     tokens_seen: list[int] = []
     run = run_workflow(workflow, device, inputs={"prompt": PROMPT, **inputs},
-                       on_token=tokens_seen.append)
+                       on_token=tokens_seen.append, mode=mode)
     generated = run.outputs["generated_tokens"].tolist()
     emitted, dropped, exhausted = drain_all(run.context.channels["tokens"])
+    if mode != "windowed":
+        assert emitted == []
+        emitted = tokens_seen
     return run, generated, emitted, dropped, exhausted, tokens_seen
 
 
+@pytest.mark.parametrize("mode", ["windowed", "throughput", "interactive"])
 @pytest.mark.parametrize("window", [1, 4, 64])
 @pytest.mark.parametrize("seed", [0, 3, 11])
-def test_channel_emission_equals_generated_tokens(device, workflow, window, seed):
+def test_channel_emission_equals_generated_tokens(device, workflow, window, seed, mode):
     run, generated, emitted, dropped, exhausted, seen = generate(
-        workflow, device, window=window, seed=seed, max_tokens=150)
+        workflow, device, mode=mode, window=window, seed=seed, max_tokens=150)
     assert len(generated) > 0
     assert emitted == generated  # every token went through the channel, in order
     assert dropped == 0 and exhausted  # closed after the loop, nothing lost
@@ -73,8 +81,9 @@ def test_windows_are_encoded_once_and_replayed(device, workflow):
 
 def test_eos_ends_generation(device, workflow):
     # With EOS = byte 0 (end of a passage) generation ends on its own for these seeds.
-    for seed in (1, 3):
-        run, generated, emitted, *_ = generate(workflow, device, window=64, seed=seed, max_tokens=5000)
+    for seed, mode in ((1, "windowed"), (3, "windowed"), (1, "throughput"), (3, "interactive")):
+        run, generated, emitted, *_ = generate(workflow, device, mode=mode, window=64, seed=seed,
+                                               max_tokens=5000)
         report = run.context.loop_reports[0]
         assert report.stop_flag == 1  # EOS, not the bound
         assert len(generated) < 5000 and 0 not in generated
@@ -88,7 +97,7 @@ def test_eos_token_from_the_workflow(device):
     doc["values"]["eos_token"]["value"] = ord("\n")  # stop at the end of the first line
     wf = load_workflow(doc)
     run = run_workflow(wf, device, inputs={"prompt": "Shall I compare", "window": 64,
-                                           "seed": 4, "max_tokens": 2000})
+                                           "seed": 4, "max_tokens": 2000}, mode="windowed")
     generated = run.outputs["generated_tokens"].tolist()
     expected, flag = reference_generate(builtin_table(), encode_prompt("Shall I compare"), 4,
                                         2000, eos_token=ord("\n"))

@@ -102,24 +102,27 @@ next(timeout=...) blocks.)doc")
           "writable 1-D numpy uint32 array); returns the count. Never blocks.")
       .def(
           "wait",
-          [](ChannelU32Reader& r, std::optional<double> timeout) {
+          [](ChannelU32Reader& r, std::optional<double> timeout,
+             const std::shared_ptr<CommandBuffer>& until) {
             double t = timeout_seconds(timeout, "wait");
             auto check = python_interrupt_check();
             WaitResult res;
             {
               py::gil_scoped_release nogil;
-              res = r.wait(t, check);
+              res = r.wait(t, check, until.get());
             }
             switch (res) {
               case WaitResult::Ready: return "ready";
               case WaitResult::Closed: return "closed";
               case WaitResult::Timeout: return "timeout";
+              case WaitResult::Finished: return "finished";
             }
             return "timeout";
           },
-          py::arg("timeout") = py::none(),
+          py::arg("timeout") = py::none(), py::arg("until") = nullptr,
           "Blocks until an item is readable ('ready'), the channel is closed and drained "
-          "('closed') or the timeout passes ('timeout').")
+          "('closed'), the command buffer `until` completed or failed ('finished'), or the "
+          "timeout passes ('timeout').")
       .def(
           "next",
           [](ChannelU32Reader& r, std::optional<double> timeout) -> uint32_t {

@@ -186,7 +186,8 @@ bool ChannelU32Reader::exhausted() {
   return load_acquire(&header_[layout::kWRITE_IDX]) == cursor_;
 }
 
-WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted) {
+WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted,
+                                  const CommandBuffer* until) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto deadline =
@@ -202,6 +203,12 @@ WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>&
   for (;;) {
     if (available() > 0) return WaitResult::Ready;
     if (exhausted()) return WaitResult::Closed;
+    if (until) {
+      auto s = until->status();
+      if (s == CommandBufferStatus::Completed || s == CommandBufferStatus::Error) {
+        return WaitResult::Finished;
+      }
+    }
     auto now = clock::now();
     if (now >= deadline) return WaitResult::Timeout;
     if (interrupted && now - last_interrupt_check > std::chrono::milliseconds(1)) {

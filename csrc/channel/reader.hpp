@@ -13,7 +13,9 @@
 
 namespace fc {
 
-enum class WaitResult { Ready, Closed, Timeout };
+// Ready: an item is readable. Closed: closed and drained. Timeout. Finished: the command
+// buffer given to wait() completed or failed (a runner's cue to retire a window).
+enum class WaitResult { Ready, Closed, Timeout, Finished };
 
 class ChannelU32Reader {
  public:
@@ -28,7 +30,9 @@ class ChannelU32Reader {
   // yields, then sleeps with a growing back-off so an idle wait does not burn a core.
   // `interrupted` is polled about every millisecond once sleeping (Python: signal check);
   // when it returns true the wait throws InterruptedError.
-  WaitResult wait(double timeout_s, const std::function<bool()>& interrupted = {});
+  // With `until`, the wait also ends (Finished) when that command buffer completes or fails.
+  WaitResult wait(double timeout_s, const std::function<bool()>& interrupted = {},
+                  const CommandBuffer* until = nullptr);
 
   // Items skipped because the producer overwrote them before they were read.
   uint64_t dropped() const { return dropped_; }

@@ -81,6 +81,16 @@ def _add_generation(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_u32, metavar="S", help="sampling seed (workflow input 'seed')")
 
 
+def _add_mode(p: argparse.ArgumentParser, default: Optional[str]) -> None:
+    from .workflow.runner import MODES
+
+    p.add_argument("--mode", choices=MODES, default=default,
+                   help="token delivery: throughput (drain the channel while large windows run "
+                        "back to back), interactive (drain; windows grow 1, 2, 4, ... for a fast "
+                        "first token) or windowed (tokens per completed window); "
+                        + ("default: the workflow's own" if default is None else f"default: {default}"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="foundry-channels",
                      description="GPU<->CPU stream channels: workflows, demos and checks.")
@@ -92,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("workflow", metavar="WORKFLOW.json", help="the workflow file")
     _add_device(run)
     _add_generation(run)
+    _add_mode(run, None)
     run.add_argument("--input", action="append", type=_assignment, default=[], metavar="NAME=VALUE",
                      help="set any workflow input (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object (for machines)")
@@ -102,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "it is produced, with a live status line.")
     _add_device(demo)
     _add_generation(demo)
+    _add_mode(demo, "interactive")
     demo.add_argument("--no-status", action="store_true", help="no live status line")
     demo.set_defaults(handler=cmd_demo)
 
@@ -186,11 +198,12 @@ def cmd_run(args) -> int:
     device = _open_device(args.device)
     try:
         start = time.perf_counter()
-        run = _run(workflow, device, inputs)
+        run = _run(workflow, device, inputs, mode=args.mode)
         elapsed = time.perf_counter() - start
         outputs = run.python_outputs()
         loops = [{"steps": r.steps, "windows": r.windows, "replays": r.replays,
-                  "stop_flag": r.stop_flag} for r in run.context.loop_reports]
+                  "stop_flag": r.stop_flag, "mode": r.mode, "delivered": r.delivered,
+                  "first_token_s": r.first_token_s} for r in run.context.loop_reports]
         run.context.close()
     finally:
         device.close()
@@ -217,18 +230,28 @@ def cmd_demo(args) -> int:
     device = _open_device(args.device)
     live = LiveText(sys.stdout, live=not args.no_status and sys.stdout.isatty())
     detok = StreamingDetokenizer()
-    state = {"tokens": 0, "elapsed": 0.0}
+    state = {"tokens": 0, "elapsed": 0.0, "status_at": 0.0, "start": None}
 
-    def on_window(report) -> None:
-        state["tokens"], state["elapsed"] = report.tokens_total, report.elapsed_s
-        rate = report.tokens_total / report.elapsed_s if report.elapsed_s > 0 else 0.0
-        status = (f"[{report.tokens_total} tokens | {rate:,.0f} tok/s | window {window} | "
-                  f"{device.backend} | {report.elapsed_s:.2f} s]")
-        live.write(detok.feed(report.tokens), status)
+    def status_line() -> str:
+        rate = state["tokens"] / state["elapsed"] if state["elapsed"] > 0 else 0.0
+        return (f"[{state['tokens']} tokens | {rate:,.0f} tok/s | {args.mode} | window {window} | "
+                f"{device.backend} | {state['elapsed']:.2f} s]")
+
+    def on_token(token: int) -> None:  # each token as soon as the CPU has it
+        if state["start"] is None:  # the live rate counts from the first token
+            state["start"] = time.perf_counter()
+        state["tokens"] += 1
+        state["elapsed"] = now = time.perf_counter() - state["start"]
+        text = detok.feed([token])
+        if state["tokens"] == 1 or now - state["status_at"] > 0.05:  # at most 20 times a second
+            state["status_at"] = now
+            live.write(text, status_line())
+        else:
+            live.write(text)
 
     live.write(prompt)  # through LiveText, which tracks the cursor column
     try:
-        run = _run(workflow, device, inputs, on_window=on_window)
+        run = _run(workflow, device, inputs, on_token=on_token, mode=args.mode)
         stop = run.context.loop_reports[-1].stop_flag if run.context.loop_reports else 0
         run.context.close()
     except KeyboardInterrupt:
@@ -239,8 +262,16 @@ def cmd_demo(args) -> int:
         device.close()
     live.finish(detok.finish())
     rate = state["tokens"] / state["elapsed"] if state["elapsed"] > 0 else 0.0
-    print(f"\n{state['tokens']} tokens in {state['elapsed']:.3f} s ({rate:,.0f} tokens/s), "
-          f"window {window}, backend {device.backend}, stopped by {STOP_REASONS.get(stop, stop)}")
+    loop = run.context.loop_reports[-1] if run.context.loop_reports else None
+    ttft = ""
+    if loop is not None and loop.reports:  # the loop's own clock: model loading excluded
+        state["elapsed"] = loop.reports[-1].elapsed_s
+        rate = state["tokens"] / state["elapsed"] if state["elapsed"] > 0 else 0.0
+    if loop is not None and loop.first_token_s is not None:
+        ttft = f", first token after {loop.first_token_s * 1e3:.2f} ms"
+    print(f"\n{state['tokens']} tokens in {state['elapsed']:.3f} s ({rate:,.0f} tokens/s){ttft}, "
+          f"mode {args.mode}, window {window}, backend {device.backend}, "
+          f"stopped by {STOP_REASONS.get(stop, stop)}")
     return 0
 
 

@@ -21,7 +21,9 @@ class WorkflowExecutionContext:
 
     def __init__(self, device: Union[Device, str] = "cpu", *,
                  on_token: Optional[Callable[[int], None]] = None,
-                 on_window: Optional[Callable] = None) -> None:
+                 on_window: Optional[Callable] = None,
+                 runner_mode: Optional[str] = None) -> None:
+        self.runner_mode = runner_mode  # overrides every while_batched 'mode' when set
         self._owns_device = isinstance(device, str)
         self.device: Device = Device(device) if isinstance(device, str) else device
         self.queue = self.device.new_queue()

@@ -118,13 +118,19 @@ class WorkflowRun:
 
 def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str] = "cpu", *,
                  inputs: Optional[dict] = None, on_token: Optional[Callable[[int], None]] = None,
-                 on_window: Optional[Callable] = None) -> WorkflowRun:
+                 on_window: Optional[Callable] = None,
+                 mode: Optional[str] = None) -> WorkflowRun:
     """Loads (if needed) and runs a workflow. The returned run's context keeps the channels
     (`run.context.channels`); close it (`run.context.close()`) when the device was opened
-    here by name."""
+    here by name. `mode` (windowed / throughput / interactive) overrides the loops' mode."""
     if not isinstance(workflow, Workflow):
         workflow = load_workflow(workflow)
-    ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window)
+    if mode is not None:
+        from .runner import MODES
+
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window, runner_mode=mode)
     try:
         outputs = workflow.run(ctx, inputs)
     except BaseException:

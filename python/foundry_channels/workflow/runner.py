@@ -8,8 +8,11 @@ completes, the tokens it collected on the device are handed to ctx.on_token in o
 Stopping is decided on the device: a body step sets the stop flag (EOS, max tokens) and
 every later step of the window is predicated off; the loop ends after that window.
 
-The streaming runner (drain the channel while the device runs; pipelined windows) builds on
-this module: `WindowedLoop.encode_window` and `WindowedLoop.windows` are its seams.
+Streaming modes (`mode`, an explicit runner option) drain a channel while the device runs
+instead (streaming.py): "throughput" keeps two large windows in flight so the device never
+idles; "interactive" grows the window 1, 2, 4, ... up to `window` for a fast first token. A
+run delivers tokens through exactly one path: the per-window collected tokens ("windowed")
+or the channel drain (the streaming modes), never both.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import Callable, Iterator, Optional
 
 from .._core import CommandBuffer, Window
 from .context import WorkflowExecutionContext
-from .values import TensorArg
+from .values import Channel, TensorArg
 
 MAX_WINDOW = 4096  # steps per command buffer: bounded so a window stays short (GPU watchdogs)
+MODES = ("windowed", "throughput", "interactive")
+STREAMING_MODES = ("throughput", "interactive")
 
 
 @dataclass
@@ -45,6 +50,9 @@ class LoopResult:
     tokens: Optional[TensorArg]  # u32[n]: every collected token (None without `collect`)
     replays: int = 0
     reports: list[WindowReport] = field(default_factory=list)
+    mode: str = "windowed"
+    delivered: int = 0  # tokens handed to on_token (streaming modes: drained from the channel)
+    first_token_s: Optional[float] = None  # since the loop started (streaming modes)
 
 
 class WindowedLoop:
@@ -53,9 +61,20 @@ class WindowedLoop:
 
     def __init__(self, ctx: WorkflowExecutionContext, encode_step: Callable[[], None], *,
                  max_steps: int, window: int, stop: Optional[TensorArg] = None,
-                 collect: Optional[TensorArg] = None) -> None:
+                 collect: Optional[TensorArg] = None, mode: str = "windowed",
+                 stream: Optional[Channel] = None) -> None:
         if not 1 <= window <= MAX_WINDOW:
             raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode in STREAMING_MODES and stream is None:
+            raise ValueError(f"mode '{mode}' drains a channel: give 'stream' (the channel the "
+                             "body writes its tokens to)")
+        if mode in STREAMING_MODES and stop is None:
+            raise ValueError(f"mode '{mode}' pipelines windows and needs the device 'stop' flag "
+                             "to end the loop without computing past EOS")
+        self.mode = mode
+        self.stream = stream
         self.ctx = ctx
         self.encode_step = encode_step
         self.max_steps = max_steps
@@ -107,6 +126,23 @@ class WindowedLoop:
 
     def run(self) -> LoopResult:
         self.ctx.flush()  # earlier work (prefill, channel init) runs first, in queue order
+        if self.mode in STREAMING_MODES:
+            from .streaming import run_streaming
+
+            return run_streaming(self)
+        return self._run_windowed()
+
+    def read_stop_flag(self) -> int:
+        return int(self._stop_view[0]) if self._stop_view is not None else 0
+
+    def collected_tokens(self) -> Optional[TensorArg]:
+        if self.collected is None:
+            return None
+        return TensorArg(self.collected.buffer, "u32", (int(self._count_view[0]),))
+
+    def _run_windowed(self) -> LoopResult:
+        """The plan's on_token path: tokens reach the CPU once the window holding them
+        completed, read from the device-side collect list (the channel is not drained)."""
         start = time.perf_counter()
         result = LoopResult(steps=0, windows=0, stop_flag=0, tokens=None)
         seen = 0
@@ -128,6 +164,7 @@ class WindowedLoop:
             if self.ctx.on_token is not None:
                 for token in tokens:
                     self.ctx.on_token(token)
+                result.delivered += len(tokens)
             if self.ctx.on_window is not None:
                 self.ctx.on_window(report)
             if flag != 0:

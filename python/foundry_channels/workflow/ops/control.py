@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..executor import run_steps
 from ..registry import Arg, register_op
-from ..runner import MAX_WINDOW, WindowedLoop
+from ..runner import MAX_WINDOW, MODES, STREAMING_MODES, WindowedLoop
 from ..values import ValueType
 
 U32_1 = dict(dtype="u32", shape=(1,))
@@ -15,6 +15,10 @@ def _check(step: dict) -> list[tuple[str, str]]:
     if "out" in step and "collect" not in step:
         problems.append((".out", "the loop's output is the collected tokens: add 'collect' "
                          "(the u32[1] tensor each step writes its token to)"))
+    if step.get("mode") in STREAMING_MODES:
+        for needed, why in (("stream", "the channel to drain"), ("stop", "the device stop flag")):
+            if needed not in step:
+                problems.append((".mode", f"mode '{step['mode']}' needs '{needed}' ({why})"))
     return problems
 
 
@@ -27,7 +31,13 @@ def _check(step: dict) -> list[tuple[str, str]]:
                       doc="device stop flag: the loop ends after the window that set it"),
           "collect": Arg(("tensor",), required=False, **U32_1,
                          doc="the token each step wrote; collected on the device for "
-                             "on_token and the loop's output")},
+                             "on_token and the loop's output"),
+          "mode": Arg(("choice",), required=False, default="windowed", choices=MODES,
+                      doc="token delivery: 'windowed' (on_token per completed window), "
+                          "'throughput' (drain 'stream' while large windows run back to back) "
+                          "or 'interactive' (drain 'stream'; windows grow 1, 2, 4, ...)"),
+          "stream": Arg(("channel",), required=False,
+                        doc="the channel the body writes tokens to; drained in streaming modes")},
     output=ValueType("tensor", "u32"),
     output_required=False,
     category="control",
@@ -40,8 +50,11 @@ def while_batched(ctx, args, step):
     window = args["window"]
     if not 1 <= window <= MAX_WINDOW:
         raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
+    # The runner option given to the run (CLI --mode) overrides the workflow's field.
+    mode = ctx.runner_mode or args["mode"]
     loop = WindowedLoop(ctx, lambda: run_steps(ctx, step.body), max_steps=args["max_steps"],
-                        window=window, stop=args["stop"], collect=args["collect"])
+                        window=window, stop=args["stop"], collect=args["collect"], mode=mode,
+                        stream=args["stream"])
     result = loop.run()
     ctx.loop_reports.append(result)
     return result.tokens
