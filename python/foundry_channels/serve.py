@@ -85,3 +85,70 @@ def create_app(generate: GenerateFn):
                                  headers={"Cache-Control": "no-cache"})
 
     return Starlette(routes=[Route("/generate", generate_route)])
+
+
+def workflow_generator(device: str = "cpu", workflow_path: str | None = None) -> GenerateFn:
+    """A `generate` for create_app that runs the text-generation sample workflow.
+
+    The runner is synchronous (it commits windows and drains the channel), so it runs in a
+    worker thread; each token it hands over is passed to the event loop and turned into text
+    as it arrives. The final item is the run's summary (tokens, text, first-token time, ...).
+    """
+    import asyncio
+    import time
+
+    from .lm import StreamingDetokenizer
+    from .workflow import load_workflow, run_workflow, sample_path
+
+    workflow = load_workflow(workflow_path or sample_path("text_generation_stream_u32"))
+
+    async def generate(params: Dict[str, Any]) -> AsyncIterator[Any]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        inputs = {k: params[k] for k in ("prompt", "max_tokens", "window", "seed") if k in params}
+        mode = params.get("mode", "interactive")
+
+        def on_token(token: int) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, token)
+
+        def work() -> None:
+            try:
+                start = time.monotonic()
+                run = run_workflow(workflow, device, inputs=inputs, on_token=on_token, mode=mode)
+                outputs = run.python_outputs()
+                report = run.context.loop_reports[-1]
+                run.context.close()
+                summary = {"tokens": len(outputs["generated_tokens"]), "text": outputs["text"],
+                           "mode": mode, "device": device, "stop_flag": report.stop_flag,
+                           "first_token_s": report.first_token_s,
+                           "seconds": time.monotonic() - start, "ended_at": time.monotonic()}
+                loop.call_soon_threadsafe(queue.put_nowait, summary)
+            except BaseException as e:  # reported to the client, never swallowed
+                loop.call_soon_threadsafe(queue.put_nowait, e)
+
+        worker = loop.run_in_executor(None, work)
+        detok = StreamingDetokenizer()
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, int):
+                    text = detok.feed([item])
+                    if text:
+                        yield text
+                elif isinstance(item, dict):
+                    tail = detok.finish()
+                    if tail:
+                        yield tail
+                    yield item
+                    return
+                else:
+                    raise item
+        finally:
+            await worker
+
+    return generate
+
+
+def default_app(device: str = "cpu"):
+    """The sample text generator as an ASGI app (for `uvicorn --factory`)."""
+    return create_app(workflow_generator(device))

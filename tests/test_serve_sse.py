@@ -1,0 +1,83 @@
+"""End to end over HTTP: a real uvicorn server on loopback streams generated text as
+server-sent events; a real HTTP client receives it chunk by chunk, before generation ends."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+httpx = pytest.importorskip("httpx")  # part of the [test] extra: installed wherever tests run
+uvicorn = pytest.importorskip("uvicorn")
+
+from foundry_channels.serve import create_app, parse_request, workflow_generator  # noqa: E402
+
+
+@pytest.fixture
+def server_url(backend):
+    from conftest import open_or_skip
+
+    open_or_skip(backend).close()  # skip (or fail when required) like every backend test
+    app = create_app(workflow_generator(backend))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def read_events(response):
+    """(event, data, receive time) for each server-sent event."""
+    event, data = None, []
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+        elif line == "" and data:
+            yield event, json.loads("\n".join(data)), time.monotonic()
+            event, data = None, []
+
+
+def test_sse_stream_delivers_the_runner_text_chunk_by_chunk_before_the_end(server_url):
+    # Interactive mode with one-step windows: each token is its own window, so generation
+    # takes far longer than one HTTP chunk needs to cross loopback.
+    params = {"prompt": "We hold these truths", "max_tokens": 1500, "window": 1, "seed": 5,
+              "mode": "interactive"}
+    with httpx.Client(timeout=60) as client:
+        with client.stream("GET", f"{server_url}/generate", params=params) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = list(read_events(response))
+    chunks = [(data["text"], t) for event, data, t in events if event is None]
+    done = [data for event, data, _ in events if event == "done"]
+    assert len(done) == 1 and events[-1][0] == "done"
+    summary = done[0]
+    assert summary["tokens"] >= 100
+    assert "".join(text for text, _ in chunks) == summary["text"]  # same text, nothing lost
+    assert len(chunks) >= summary["tokens"] // 4  # chunk by chunk, not one block at the end
+    first_chunk_at = chunks[0][1]
+    assert first_chunk_at < summary["ended_at"]  # the client had text before generation ended
+
+
+def test_sse_rejects_bad_parameters(server_url):
+    with httpx.Client(timeout=30) as client:
+        r = client.get(f"{server_url}/generate", params={"max_tokens": "lots"})
+        assert r.status_code == 400 and "max_tokens" in r.json()["error"]
+        r = client.get(f"{server_url}/generate", params={"mode": "fast"})
+        assert r.status_code == 400 and "mode" in r.json()["error"]
+
+
+def test_parse_request_limits():
+    assert parse_request({"prompt": "x", "window": "4"}) == {"prompt": "x", "window": 4}
+    with pytest.raises(ValueError, match="window"):
+        parse_request({"window": "0"})
