@@ -53,6 +53,8 @@ class LoopResult:
     mode: str = "windowed"
     delivered: int = 0  # tokens handed to on_token (streaming modes: drained from the channel)
     first_token_s: Optional[float] = None  # since the loop started (streaming modes)
+    encode_s: float = 0.0  # time spent encoding windows the first time (not replays)
+    cpu_s: float = 0.0  # CPU time of the runner's thread during the loop (polling included)
 
 
 class WindowedLoop:
@@ -87,6 +89,7 @@ class WindowedLoop:
             self.collected = TensorArg.zeros(ctx.device, "u32", (max(1, max_steps),))
             self.count = TensorArg.zeros(ctx.device, "u32", (1,))
         self._encoded: dict[int, Window] = {}
+        self.encode_s = 0.0
         # Views made once: reading them after each window allocates nothing new.
         self._stop_view = stop.numpy() if stop is not None else None
         self._count_view = self.count.numpy() if self.count is not None else None
@@ -99,6 +102,7 @@ class WindowedLoop:
             cb = self.ctx.queue.replay(window)
             self.ctx._last_committed = cb
             return cb, True
+        encode_start = time.perf_counter()
         cb = self.ctx.queue.command_buffer()
         with self.ctx.recording(cb):
             for _ in range(steps):
@@ -106,6 +110,7 @@ class WindowedLoop:
                 if self.collected is not None:
                     self._encode_collect(cb)
         self._encoded[steps] = cb.to_window()
+        self.encode_s += time.perf_counter() - encode_start
         self.ctx.commit(cb)
         return cb, False
 
@@ -126,11 +131,15 @@ class WindowedLoop:
 
     def run(self) -> LoopResult:
         self.ctx.flush()  # earlier work (prefill, channel init) runs first, in queue order
+        cpu_start = time.thread_time()
         if self.mode in STREAMING_MODES:
             from .streaming import run_streaming
 
-            return run_streaming(self)
-        return self._run_windowed()
+            result = run_streaming(self)
+        else:
+            result = self._run_windowed()
+        result.cpu_s = time.thread_time() - cpu_start
+        return result
 
     def read_stop_flag(self) -> int:
         return int(self._stop_view[0]) if self._stop_view is not None else 0
@@ -172,4 +181,5 @@ class WindowedLoop:
                 break
         if self.collected is not None:
             result.tokens = TensorArg(self.collected.buffer, "u32", (seen,))
+        result.encode_s = self.encode_s
         return result

@@ -105,4 +105,5 @@ def run_streaming(loop: "WindowedLoop") -> LoopResult:
             f"channel '{channel.name}' dropped {reader.dropped} token(s): the reader fell more "
             f"than its capacity ({channel.channel.capacity}) behind; raise stream_init capacity")
     result.tokens = loop.collected_tokens()
+    result.encode_s = loop.encode_s
     return result
