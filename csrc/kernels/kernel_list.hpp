@@ -12,6 +12,7 @@
   X(counter_u32)               \
   X(lm_prefill)                \
   X(lm_decode_step)            \
+  X(lm_rollback)               \
   X(decode_collect_u32)
 
 // The uniform kernel signature: six buffer slots, eight u32 scalars, the thread index.

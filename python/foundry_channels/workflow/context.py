@@ -32,6 +32,7 @@ class WorkflowExecutionContext:
         self.on_token = on_token
         self.on_window = on_window
         self.loop_reports: list = []  # one runner.LoopResult per while_batched run
+        self.overshoot = None  # overshoot.Overshoot while an overshooting loop encodes its body
         self._open: Optional[CommandBuffer] = None
         self._last_committed: Optional[CommandBuffer] = None
         self._constants: dict[int, TensorArg] = {}

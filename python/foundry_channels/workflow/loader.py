@@ -240,6 +240,53 @@ def _check_declarations(doc: dict) -> list[tuple[str, str]]:
     return problems
 
 
+def _loop_states(loop: Step) -> set[str]:
+    """The model states (value names) the decode steps of a loop's body advance."""
+    return {s.args["state"] for s in loop.body if "state" in s.args and s.op == "lm_decode_step"}
+
+
+def _check_overshoot(doc: dict, steps: tuple[Step, ...]) -> list[tuple[str, str]]:
+    """Overshoot (a loop computing past its stop and rolling back, overshoot.py) is an
+    explicit opt-in: the loop needs the device stop flag, its pushes must stay predicated on
+    it, and a multi-turn workflow (the state the loop advances is decoded by another loop,
+    or prefilled again after it) must opt in once more with "allow_multi_turn_overshoot",
+    since each later turn then depends on the rollback being exact. An overshoot given by
+    name counts as on: its value is only known at run time."""
+    problems: list[tuple[str, str]] = []
+    allowed = doc.get("allow_multi_turn_overshoot") is True
+    for index, loop in enumerate(steps):
+        if loop.op != "while_batched":
+            continue
+        flag = loop.args.get("overshoot", False)
+        if flag is False:
+            continue
+        where = f"{loop.path}.overshoot (while_batched)"
+        if "stop" not in loop.args:
+            problems.append((where, "overshoot needs the loop's device 'stop' flag: it marks "
+                             "the point the state is rolled back to"))
+        for body_step in loop.body:
+            if body_step.op == "stream_write_u32" and "stop" not in body_step.args:
+                problems.append((f"{body_step.path}.stop (stream_write_u32)",
+                                 "in an overshooting loop every push must be predicated on "
+                                 "the device stop flag: add 'stop', or tokens computed past "
+                                 "EOS would reach the channel"))
+        if allowed:
+            continue
+        states = _loop_states(loop)
+        others = [f"{s.path} ({s.op})" for i, s in enumerate(steps)
+                  if (s.op == "while_batched" and i != index and states & _loop_states(s))
+                  or (s.op == "lm_prefill" and i > index and s.args.get("state") in states)]
+        if others:
+            named = " (given by name, so possibly on)" if isinstance(flag, str) else ""
+            problems.append((where, f"overshoot{named} in a multi-turn workflow: the model state "
+                             f"'{sorted(states)[0]}' this loop advances is also used by "
+                             f"{', '.join(others)}; the turns after an overshoot depend on its "
+                             "rollback being exact. Remove 'overshoot' (steps past EOS are then "
+                             "predicated off), or opt in with top-level "
+                             "\"allow_multi_turn_overshoot\": true"))
+    return problems
+
+
 def validate_document(doc: Any, source: Optional[str] = None) -> Workflow:
     """Validates a parsed workflow document and returns the Workflow; raises
     WorkflowValidationError listing every problem."""
@@ -252,6 +299,8 @@ def validate_document(doc: Any, source: Optional[str] = None) -> Workflow:
     steps = checker.steps(doc["steps"], ["steps"], False)
     checker.outputs(doc.get("outputs", []))
     problems += checker.problems
+    if not problems:
+        problems += _check_overshoot(doc, steps)
     if problems:
         raise WorkflowValidationError(problems, source)
 

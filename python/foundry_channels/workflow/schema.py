@@ -96,6 +96,8 @@ def workflow_schema(registry: dict[str, OpSpec]) -> dict:
                        "additionalProperties": _declaration("value", True)},
             "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
             "outputs": {"type": "array", "uniqueItems": True, "items": _NAME},
+            # Opt-in for overshooting loops in multi-turn workflows (loader._check_overshoot).
+            "allow_multi_turn_overshoot": {"type": "boolean"},
         },
         "$defs": {"step": step},
     }

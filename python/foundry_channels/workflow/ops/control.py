@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..executor import run_steps
+from ..overshoot import overshooting
 from ..registry import Arg, register_op
 from ..runner import MAX_WINDOW, MODES, STREAMING_MODES, WindowedLoop
 from ..values import ValueType
@@ -37,7 +38,10 @@ def _check(step: dict) -> list[tuple[str, str]]:
                           "'throughput' (drain 'stream' while large windows run back to back) "
                           "or 'interactive' (drain 'stream'; windows grow 1, 2, 4, ...)"),
           "stream": Arg(("channel",), required=False,
-                        doc="the channel the body writes tokens to; drained in streaming modes")},
+                        doc="the channel the body writes tokens to; drained in streaming modes"),
+          "overshoot": Arg(("bool",), required=False, default=False,
+                           doc="opt-in: decode steps keep computing past the stop (pushes stay "
+                               "predicated) and the state is rolled back after the loop")},
     output=ValueType("tensor", "u32"),
     output_required=False,
     category="control",
@@ -55,6 +59,7 @@ def while_batched(ctx, args, step):
     loop = WindowedLoop(ctx, lambda: run_steps(ctx, step.body), max_steps=args["max_steps"],
                         window=window, stop=args["stop"], collect=args["collect"], mode=mode,
                         stream=args["stream"])
-    result = loop.run()
+    with overshooting(ctx, args["overshoot"]):
+        result = loop.run()
     ctx.loop_reports.append(result)
     return result.tokens

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...lm import EOS_TOKEN, MAX_ORDER, builtin_table, detokenize, encode_prompt
 from ...lm.ngram import MODEL_MAGIC
+from ..overshoot import active as active_overshoot
 from ..registry import Arg, register_op
 from ..values import TensorArg, ValueType
 
@@ -53,16 +54,30 @@ def lm_prefill(ctx, args, step):
 )
 def lm_decode_step(ctx, args, step):
     """One decode step on the device: sample, append to the history, write `token`; sets
-    the stop flag on EOS / max tokens / full history, after which it is a no-op."""
+    the stop flag on EOS / max tokens / full history, after which it is a no-op - unless
+    the enclosing loop overshoots (overshoot.py): then later steps still sample and advance
+    the history, invisibly, and the loop rolls the state back to the stop point after."""
     model = args["model"]
     words = model.numpy()
     if model.numel < 8 or int(words[0]) != MODEL_MAGIC:
         raise ValueError("model: the tensor is not an n-gram table made by lm_load")
+    state, history, stop = args["state"], args["history"], args["stop"]
+    overshoot = active_overshoot(ctx)
+    if overshoot is not None:
+        overshoot.register(("lm", id(state.buffer)),
+                           lambda: encode_rollback(ctx, state, history, stop))
     ctx.command_buffer().dispatch(
         "lm_decode_step", 1,
-        [model.buffer, args["state"].buffer, args["history"].buffer, args["token"].buffer,
-         args["stop"].buffer],
-        [args["seed"], args["eos_token"], args["max_tokens"], args["history"].numel])
+        [model.buffer, state.buffer, history.buffer, args["token"].buffer, stop.buffer],
+        [args["seed"], args["eos_token"], args["max_tokens"], history.numel,
+         1 if overshoot is not None else 0])
+
+
+def encode_rollback(ctx, state, history, stop) -> None:
+    """Encodes lm_rollback: back to the stop point (state[3]) if the turn stopped."""
+    ctx.command_buffer().dispatch(
+        "lm_rollback", 1, [None, state.buffer, history.buffer, None, stop.buffer],
+        [history.numel])
 
 
 @register_op(
