@@ -63,7 +63,7 @@ def run_turns(doc: dict, device, *, mode=None, **inputs) -> Turns:
         streamed=[drain(run.context.channels[f"turn{i}_stream"]) for i in turns],
         delivered=delivered,
         state=out["lm_state"].tolist(),
-        history=out["history"].numpy().copy(),
+        history=run.context.values["history"].numpy().copy(),
         reports=list(run.context.loop_reports),
     )
 
