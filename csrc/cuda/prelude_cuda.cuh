@@ -49,3 +49,7 @@ FC_FN void fc_release_fence() { asm volatile("fence.acq_rel.sys;" ::: "memory");
 FC_FN void fc_release_store(uint* p, uint v) {
   asm volatile("st.release.sys.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
+
+// A device fault on purpose (debug_trap): the launch fails with cudaErrorLaunchFailure and the
+// context is lost, which the backend reports as a sticky device fault.
+FC_FN void fc_trap() { __trap(); }

@@ -1,5 +1,6 @@
 // The portable kernel bodies (csrc/kernels/*.inc) compiled as C++ for the host backend.
 #include <atomic>
+#include <stdexcept>
 
 #include "channel/layout.hpp"
 #include "host/host_kernels.hpp"

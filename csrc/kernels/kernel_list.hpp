@@ -13,6 +13,8 @@
   X(lm_prefill)                \
   X(lm_decode_step)            \
   X(lm_rollback)               \
+  X(buffer_copy_u32)           \
+  X(debug_trap)                \
   X(decode_collect_u32)
 
 // The uniform kernel signature: six buffer slots, eight u32 scalars, the thread index.

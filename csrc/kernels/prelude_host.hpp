@@ -24,3 +24,7 @@ inline void fc_release_fence() { std::atomic_thread_fence(std::memory_order_rele
 inline void fc_release_store(uint* p, uint v) {
   std::atomic_ref<uint>(*p).store(v, std::memory_order_release);
 }
+// A device fault: the host device catches it, fails the command buffer and faults the device.
+[[noreturn]] inline void fc_trap() {
+  throw std::runtime_error("device fault: debug_trap kernel executed");
+}

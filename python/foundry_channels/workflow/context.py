@@ -36,6 +36,7 @@ class WorkflowExecutionContext:
         self._open: Optional[CommandBuffer] = None
         self._last_committed: Optional[CommandBuffer] = None
         self._constants: dict[int, TensorArg] = {}
+        self.lm_tables: set[int] = set()  # ids of the buffers lm_load filled (device memory)
 
     # ---- command buffers --------------------------------------------------------------
 

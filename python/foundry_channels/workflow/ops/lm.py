@@ -22,8 +22,16 @@ STOP = Arg(("tensor",), **U32_1, doc="device stop flag")
     category="setup",
 )
 def lm_load(ctx, args, step):
-    """Builds the n-gram table of the shipped text and uploads it (once) to the device."""
-    return TensorArg.from_array(ctx.device, builtin_table(args["order"]).words)
+    """Builds the n-gram table of the shipped text and uploads it (once) into device-local
+    memory: every decode step reads it, and on a discrete GPU a read of shared (host-mapped)
+    memory crosses the bus. The copy runs on the device from a shared staging buffer, which
+    the command buffer keeps alive until the copy is done."""
+    staging = TensorArg.from_array(ctx.device, builtin_table(args["order"]).words)
+    model = TensorArg(ctx.device.buffer(staging.nbytes, storage="private"), "u32", staging.shape)
+    ctx.command_buffer().dispatch("buffer_copy_u32", staging.numel,
+                                  [staging.buffer, model.buffer], [staging.numel])
+    ctx.lm_tables.add(id(model.buffer))
+    return model
 
 
 @register_op(
@@ -58,8 +66,7 @@ def lm_decode_step(ctx, args, step):
     the enclosing loop overshoots (overshoot.py): then later steps still sample and advance
     the history, invisibly, and the loop rolls the state back to the stop point after."""
     model = args["model"]
-    words = model.numpy()
-    if model.numel < 8 or int(words[0]) != MODEL_MAGIC:
+    if not is_model_table(ctx, model):
         raise ValueError("model: the tensor is not an n-gram table made by lm_load")
     state, history, stop = args["state"], args["history"], args["stop"]
     overshoot = active_overshoot(ctx)
@@ -71,6 +78,16 @@ def lm_decode_step(ctx, args, step):
         [model.buffer, state.buffer, history.buffer, args["token"].buffer, stop.buffer],
         [args["seed"], args["eos_token"], args["max_tokens"], history.numel,
          1 if overshoot is not None else 0])
+
+
+def is_model_table(ctx, model: TensorArg) -> bool:
+    """lm_load's tables live in device memory, where the CPU cannot check them: they are
+    known by identity. A shared tensor (made by a program) must carry the table's magic."""
+    if id(model.buffer) in ctx.lm_tables:
+        return True
+    if model.buffer.storage != "shared":
+        return False
+    return model.numel >= 8 and int(model.numpy().reshape(-1)[0]) == MODEL_MAGIC
 
 
 def encode_rollback(ctx, state, history, stop) -> None:
