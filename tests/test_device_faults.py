@@ -59,12 +59,12 @@ def test_work_queued_behind_a_fault_fails_too(cpu_device):
     queue = cpu_device.new_queue()
     ch = make_channel(cpu_device, 64)
     trap(cpu_device, queue)
-    later = queue.command_buffer()
-    later.channel_push(ch, 1)
     try:
+        later = queue.command_buffer()
+        later.channel_push(ch, 1)
         later.commit()
     except fc.DeviceError:
-        return  # the fault was already recorded: refused at commit
+        return  # the fault was already recorded: refused before it reached the device
     with pytest.raises(fc.CommandBufferError, match="faulted"):
         later.wait_until_completed(timeout=30)
 

@@ -66,13 +66,10 @@ def run_streaming(loop: "WindowedLoop") -> LoopResult:
             result.delivered += n
         return n
 
+    # Each turn: hand over what arrived, retire finished windows, then commit at most one
+    # window and come straight back. Draining before encoding keeps the first token from
+    # waiting behind the Python encoding of the second window (interactive mode's TTFT).
     while True:
-        while not stopped and len(in_flight) < MAX_IN_FLIGHT and committed_steps < loop.max_steps:
-            steps = min(next(sizes), loop.max_steps - committed_steps)
-            cb, replayed = loop.encode_window(steps)
-            committed_steps += steps
-            in_flight.append((steps, cb, replayed))
-
         got = drain()
 
         while in_flight and in_flight[0][1].status in ("completed", "error"):
@@ -95,7 +92,13 @@ def run_streaming(loop: "WindowedLoop") -> LoopResult:
 
         if not in_flight and (stopped or committed_steps >= loop.max_steps):
             break
-        if got == 0 and in_flight:
+        if not stopped and len(in_flight) < MAX_IN_FLIGHT and committed_steps < loop.max_steps:
+            steps = min(next(sizes), loop.max_steps - committed_steps)
+            cb, replayed = loop.encode_window(steps)
+            committed_steps += steps
+            in_flight.append((steps, cb, replayed))
+            continue
+        if got == 0:
             # GIL released; spins briefly, then backs off; wakes for a token or for the
             # oldest window's completion, whichever comes first.
             reader.wait(WAIT_SLICE_S, until=in_flight[0][1])
