@@ -130,6 +130,19 @@ def deque_baseline(capacity, n_items):
     return {"items_per_s": received / dt, "dropped": n_items - received, "received": received}
 
 
+def idle_wait_cpu(device, seconds=1.0):
+    """CPU share of a reader blocked on an idle channel (back-off: spin, yield, then sleep)."""
+    ch = fc.ChannelU32(device, 64)
+    cb = device.new_queue().command_buffer()
+    cb.channel_init(ch)
+    cb.commit()
+    cb.wait_until_completed()
+    reader = ch.reader()
+    cpu0, t0 = time.thread_time(), time.perf_counter()
+    assert reader.wait(timeout=seconds) == "timeout"
+    return (time.thread_time() - cpu0) / (time.perf_counter() - t0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=20_000_000, help="items per channel run")
@@ -153,6 +166,7 @@ def main():
         row["deque"] = best_of(args.repeats, lambda: deque_baseline(cap, args.baseline_items))
         rows.append(row)
     lat = np.array(_core._bench_latency(20_000, 20.0)["latency_ns"])
+    idle_cpu = idle_wait_cpu(device)
     device.close()
 
     cols = ["cpp_loop", "drain_into", "iteration", "queue.Queue", "deque"]
@@ -166,6 +180,7 @@ def main():
         print(f"{row['capacity']:>9} | {cells} | {ratio:>15.0f}x | {drop:>6.1f}")
     p50, p99 = np.percentile(lat, [50, 99])
     print(f"visibility latency push -> reader (C++ spinning reader, host): p50 {p50:.0f} ns, p99 {p99:.0f} ns")
+    print(f"CPU use of a reader blocked 1 s on an idle channel: {idle_cpu * 100:.1f}% of a core")
 
     result = {
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor(), "python": platform.python_version()},
@@ -173,6 +188,7 @@ def main():
         "items": args.items,
         "rows": rows,
         "latency_ns": {"p50": p50, "p99": p99, "mean": statistics.fmean(lat)},
+        "idle_wait_cpu_share": idle_cpu,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
