@@ -9,11 +9,7 @@
 #define FC_GLOBAL
 #define FC_CONSTANT
 #define FC_LAYOUT_CONST(name, value) inline constexpr unsigned name = value;
-#define FC_KERNEL_BODY(name)                                                              \
-  FC_FN void name##_body([[maybe_unused]] uint* b0, [[maybe_unused]] uint* b1,                \
-                         [[maybe_unused]] uint* b2, [[maybe_unused]] uint* b3,                \
-                         [[maybe_unused]] uint* b4, [[maybe_unused]] uint* b5,                \
-                         [[maybe_unused]] const uint* sc, uint gid)
+#include "kernels/kernel_signature.hpp"
 
 using uint = unsigned int;
 
