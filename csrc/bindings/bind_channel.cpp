@@ -9,10 +9,11 @@ namespace {
 // Releasing the GIL costs ~100 ns; below this many items a copy is cheaper than that.
 constexpr py::ssize_t kReleaseGilAboveItems = 4096;
 
-// A read-only numpy view of `count` u32 words at `words` whose base keeps `owner` alive.
-py::array raw_view(uint32_t* words, size_t count, py::handle owner) {
+// A read-only numpy view of `count` u32 words at `words`, every `stride` words, whose base
+// keeps `owner` alive.
+py::array raw_view(uint32_t* words, size_t count, py::handle owner, size_t stride = 1) {
   py::array view(py::dtype::of<uint32_t>(), {static_cast<py::ssize_t>(count)},
-                 {static_cast<py::ssize_t>(sizeof(uint32_t))}, words, owner);
+                 {static_cast<py::ssize_t>(stride * sizeof(uint32_t))}, words, owner);
   view.attr("flags").attr("writeable") = false;
   return view;
 }
@@ -70,10 +71,21 @@ ChannelU32(device, capacity) allocates it; encode CommandBuffer.channel_init(ch)
           [](py::object self) {
             auto& ch = self.cast<ChannelU32&>();
             ch.device()->check_usable("view a channel");
-            return raw_view(ch.ring_words(), ch.capacity(), self);
+            return raw_view(ch.ring_words(), ch.capacity(), self, layout::kSlotWords);
           },
-          "Raw read-only view of the ring slots; may be overwritten at any moment while the "
-          "device runs (no validation: use a reader for items).")
+          "Raw read-only view of the value word of each ring slot (item i in slot "
+          "i % capacity); may be overwritten at any moment while the device runs (no "
+          "validation: use a reader for items).")
+      .def_property_readonly(
+          "slots",
+          [](py::object self) {
+            auto& ch = self.cast<ChannelU32&>();
+            ch.device()->check_usable("view a channel");
+            return raw_view(ch.ring_words(), size_t{ch.capacity()} * layout::kSlotWords, self)
+                .attr("reshape")(ch.capacity(), layout::kSlotWords);
+          },
+          "Raw read-only view of the ring as (capacity, 2) words: (value, tag) per slot, tag = "
+          "item index + 1.")
       .def("reader", [](const std::shared_ptr<ChannelU32>& ch) {
         return std::make_shared<ChannelU32Reader>(ch);
       });

@@ -22,14 +22,16 @@ ChannelU32::ChannelU32(std::shared_ptr<Device> device, uint64_t capacity)
     : device_(std::move(device)), capacity_(checked_capacity(capacity)) {
   device_->check_usable("create a channel");
   header_ = device_->new_buffer(layout::kHeaderWords * sizeof(uint32_t), Storage::Shared);
-  data_ = device_->new_buffer(size_t{capacity_} * sizeof(uint32_t), Storage::Shared);
+  data_ = device_->new_buffer(size_t{capacity_} * layout::kSlotWords * sizeof(uint32_t),
+                              Storage::Shared);
   cursor_ = device_->new_buffer(layout::kCursorWords * sizeof(uint32_t), Storage::Private);
 }
 
-void ChannelU32::encode_init(CommandBuffer& cb, bool zero_data) {
-  cb.dispatch(KernelId::channel_u32_init, zero_data ? capacity_ : 1u,
-              {header_, data_, nullptr, nullptr, nullptr, cursor_},
-              {capacity_, zero_data ? 1u : 0u});
+void ChannelU32::encode_init(CommandBuffer& cb, bool /*zero_data*/) {
+  // Every slot is reset (value 0, a tag no item of that slot has) whatever `zero_data` says:
+  // the tags must be reset for the self-validating slots to mean anything after a re-init.
+  cb.dispatch(KernelId::channel_u32_init, capacity_,
+              {header_, data_, nullptr, nullptr, nullptr, cursor_}, {capacity_});
   init_encoded_.store(true, std::memory_order_release);
 }
 

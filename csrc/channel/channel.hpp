@@ -23,11 +23,14 @@ class ChannelU32 {
   const std::shared_ptr<Buffer>& data_buffer() const { return data_; }
   const std::shared_ptr<Buffer>& cursor_buffer() const { return cursor_; }
   uint32_t* header_words() const { return static_cast<uint32_t*>(header_->host_ptr()); }
+  // The ring's slots: 2 * capacity words, slot s = (value, tag) at words 2s, 2s + 1.
   uint32_t* ring_words() const { return static_cast<uint32_t*>(data_->host_ptr()); }
   // True once encode_init was called: a reader that finds no magic yet then waits for the
   // device instead of reporting "never initialised".
   bool init_encoded() const { return init_encoded_.load(std::memory_order_acquire); }
 
+  // Resets the header and every slot (the ring is always zeroed: `zero_data` is kept for
+  // compatibility and has no effect).
   void encode_init(CommandBuffer& cb, bool zero_data);
   void encode_push(CommandBuffer& cb, uint32_t value);
   // Pushes `count` values read on the device from `source` (written by an earlier kernel of

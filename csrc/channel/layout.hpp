@@ -4,7 +4,9 @@
 // producer-private word:
 //
 //   header  u32[kHeaderWords]   the table below
-//   data    u32[capacity]       the ring; item i lives in slot i & (capacity - 1)
+//   data    u32[2 * capacity]   the ring: slot s = words [2s, 2s+1] = (value, tag), written as
+//                               one naturally aligned 8-byte store; item i lives in slot
+//                               i & (capacity - 1) with tag i + 1 (see "Slots" below)
 //   cursor  u32[kCursorWords]   the producer's own write cursor, in device-local memory where
 //                               the backend has it, so a push never reads host memory across
 //                               the bus (a PCIe read costs ~1 us on the GPU timeline)
@@ -12,6 +14,14 @@
 // All indices are free-running u32; differences are taken modulo 2^32. Capacity is a power
 // of two so that the slot of an index is a mask, and at most kMaxCapacity so that "how far
 // behind is the reader" never exceeds 2^31 and stays unambiguous.
+//
+// Slots (DESIGN.md "self-validating slots", the NCCL LL / MSCCL++ FIFO design): the value
+// and its tag travel in one 8-byte store, so a reader that sees tag i + 1 in slot
+// i & (capacity - 1) holds item i's value, whatever else the producer did meanwhile; a newer
+// tag means item i was overwritten (dropped), an older one that it is not visible yet. The
+// producer needs no fence at all on the push path (a system-scope fence costs ~0.6 us on a
+// GPU). channel_u32_init writes tag s into slot s, a tag no item of that slot ever has
+// (for capacity >= 2), so a fresh ring reads as "nothing yet".
 //
 // The table is an X-macro so that the C++ constants, the static_asserts, the MSL source the
 // Metal backend assembles at run time and the Python `header_layout()` all come from here.
@@ -25,7 +35,7 @@
   X(READ_IDX,      1, "reader",   "monotonic count of items consumed or skipped by the CPU")  \
   X(CAPACITY,      2, "init",     "ring capacity in items (power of two)")                    \
   X(FLAGS,         3, "producer", "bit 0: closed (no more items will be pushed)")             \
-  X(WRITE_INTENT,  4, "producer", "index one past the last slot the producer may be writing") \
+  X(RESERVED4,     4, "-",        "reserved, zero")                                           \
   X(MAGIC,         5, "init",     "0x46434831 once init has run; anything else: not ready")   \
   X(RESERVED6,     6, "-",        "reserved, zero")                                           \
   X(RESERVED7,     7, "-",        "reserved, zero")
@@ -38,6 +48,7 @@ FC_CHANNEL_HEADER_WORDS(FC_DECLARE_WORD)
 
 inline constexpr uint32_t kHeaderWords = 8;
 inline constexpr uint32_t kCursorWords = 4;  // [0] write cursor; rest reserved
+inline constexpr uint32_t kSlotWords = 2;    // (value, tag) per ring slot
 inline constexpr uint32_t kMagic = 0x46434831u;  // "FCH1"
 inline constexpr uint32_t kFlagClosed = 1u;
 inline constexpr uint32_t kMinCapacity = 1u;
@@ -46,7 +57,7 @@ inline constexpr uint32_t kMaxCapacity = 1u << 26;  // 64 Mi items, 256 MiB of r
 // The plan's v1 ABI fixes the first four words; everything else extends after word 3.
 static_assert(kWRITE_IDX == 0 && kREAD_IDX == 1 && kCAPACITY == 2 && kFLAGS == 3,
               "words 0..3 are the plan's v1 ABI and may not move");
-static_assert(kWRITE_INTENT > kFLAGS && kMAGIC > kFLAGS, "extensions go after word 3");
+static_assert(kMAGIC > kFLAGS, "extensions go after word 3");
 static_assert(kRESERVED7 + 1 == kHeaderWords, "every header word is in the table");
 static_assert(kHeaderWords * sizeof(uint32_t) == 32, "the header is one 32-byte block");
 static_assert(kMaxCapacity <= (1u << 31), "reader distance must stay below 2^31");

@@ -1,21 +1,23 @@
-// The CPU reader. Memory orders (producer side: csrc/kernels/channel_kernels.inc):
+// The CPU reader. Producer side: csrc/kernels/channel_kernels.inc; layout: layout.hpp.
 //
-//   (A) write_idx: acquire load. Pairs with the producer's release store of write_idx, so
-//       every slot store of an index below the loaded value is visible to the copy.
-//   (B) slots: relaxed atomic loads. The producer may overwrite a slot while we copy it
-//       (drop-oldest); a relaxed atomic keeps that a benign race instead of undefined
-//       behaviour, and (C) tells us whether it happened.
-//   (C) acquire fence, then a relaxed load of write_intent. If any copied slot was read from
-//       an overwriting store, the producer's release fence (issued after it raised the intent
-//       and before that slot store) synchronises with this fence, so the intent we load is at
-//       least the overwriting index + 1. Every copy with index < intent - capacity is therefore
-//       suspect and is discarded and counted as dropped. Copies we keep were not overwritten.
-//   (D) read_idx: relaxed store. Only informational for the producer (drop-oldest never
-//       waits on the reader), so it needs no ordering.
-//
-// This is the write-intent design of DESIGN.md (Agrona's broadcast receiver). We chose it over
-// self-validating 8-byte slots because it keeps the plan's ABI (data is u32[capacity]) and
-// costs the reader one extra load per batch instead of a wider ring.
+// Self-validating slots (DESIGN.md option 2, the NCCL LL / MSCCL++ FIFO design): each slot
+// holds (value, tag) written by one 8-byte store, item i's tag being i + 1. For the next index
+// k the reader loads the slot's 8 bytes with one relaxed atomic load and
+//   - tag == k + 1:                 the value is item k's, whole: deliver it;
+//   - tag newer than k + 1:         the producer lapped the reader: item k is gone, count it
+//                                   as dropped and go on with k + 1;
+//   - tag older (or init's tag):    item k is not visible yet: stop, try again later.
+// A torn read is impossible: value and tag come from one single-copy-atomic store, so a value
+// is only ever taken together with the tag that proves which item it is. No fence is needed
+// on either side for the items themselves; the memory orders used are:
+//   write_idx  acquire load: only a hint of how far to look (and when the reader is lapped by
+//              more than a ring, how many to skip at once: those items were overwritten).
+//   magic      acquire load, pairs with init's release store: the header words are set.
+//   flags      acquire load, pairs with close's release store: the write_idx loaded after it
+//              is the final count.
+//   read_idx   relaxed store: informational (drop-oldest never waits on the reader).
+// We chose this over the write-intent counter (option 1) because the producer then needs no
+// fence at all: on a GPU each system-scope fence costs ~0.6 us of the decode step.
 #include "channel/reader.hpp"
 
 #include <algorithm>
@@ -40,6 +42,10 @@ inline uint32_t load_relaxed(const uint32_t* p) {
 }
 inline uint32_t load_acquire(const uint32_t* p) {
   return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_acquire);
+}
+inline uint64_t load_slot(const uint32_t* p) {  // (value, tag) as one 8-byte atomic load
+  return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(const_cast<uint32_t*>(p)))
+      .load(std::memory_order_relaxed);
 }
 inline void store_relaxed(uint32_t* p, uint32_t v) {
   std::atomic_ref<uint32_t>(*p).store(v, std::memory_order_relaxed);
@@ -95,38 +101,36 @@ bool ChannelU32Reader::attach() {
 size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consumed) {
   consumed = 0;
   if (!attached_ && !attach()) return 0;
-  const uint32_t w = load_acquire(&header_[layout::kWRITE_IDX]);  // (A)
+  const uint32_t w = load_acquire(&header_[layout::kWRITE_IDX]);
   uint32_t avail = w - cursor_;
   if (avail > (1u << 31)) {
     throw ChannelError("write_idx moved backwards (from at least " + std::to_string(cursor_) +
                        " to " + std::to_string(w) +
                        "): the channel was re-initialised while this reader was attached");
   }
-  if (avail > capacity_) {  // lapped: the oldest items are gone; skip and count them
+  if (avail > capacity_) {  // lapped by more than a ring: those items were overwritten
     dropped_ += avail - capacity_;
     cursor_ = w - capacity_;
     avail = capacity_;
   }
-  const size_t n = std::min<size_t>(avail, max);
-  // (B) copy in at most two contiguous runs so the loop stays a simple strided load.
-  const uint32_t first_slot = cursor_ & mask_;
-  const size_t run1 = std::min<size_t>(n, capacity_ - first_slot);
-  for (size_t i = 0; i < run1; ++i) out[i] = load_relaxed(&ring_[first_slot + i]);
-  for (size_t i = run1; i < n; ++i) out[i] = load_relaxed(&ring_[i - run1]);
-
-  std::atomic_thread_fence(std::memory_order_acquire);  // (C)
-  const uint32_t intent = load_relaxed(&header_[layout::kWRITE_INTENT]);
-  const uint32_t ahead = intent - cursor_;  // intent >= w >= cursor_ (coherence with (A))
-  size_t kept = n;
-  if (ahead > capacity_) {
-    const size_t overwritten = std::min<size_t>(n, ahead - capacity_);
-    std::memmove(out, out + overwritten, (n - overwritten) * sizeof(uint32_t));
-    dropped_ += overwritten;
-    kept = n - overwritten;
+  size_t kept = 0;
+  size_t k = 0;
+  for (; k < avail && kept < max; ++k) {
+    const uint32_t index = cursor_ + static_cast<uint32_t>(k);
+    const uint64_t slot = load_slot(&ring_[2 * (index & mask_)]);
+    const uint32_t tag = static_cast<uint32_t>(slot >> 32);
+    const uint32_t expected = index + 1;
+    if (tag == expected) {
+      out[kept++] = static_cast<uint32_t>(slot);
+    } else if (static_cast<int32_t>(tag - expected) > 0) {
+      ++dropped_;  // overwritten by a later item before we got to it
+    } else {
+      break;  // not visible yet
+    }
   }
-  cursor_ += static_cast<uint32_t>(n);
-  consumed = n;
-  store_relaxed(&header_[layout::kREAD_IDX], cursor_);  // (D)
+  cursor_ += static_cast<uint32_t>(k);
+  consumed = k;
+  if (k) store_relaxed(&header_[layout::kREAD_IDX], cursor_);
   return kept;
 }
 
@@ -173,6 +177,8 @@ uint64_t ChannelU32Reader::available() {
   check_usable();
   uint64_t cached = cache_len_ - cache_pos_;
   if (!attached_ && !attach()) return cached;
+  // A hint: counts published items whose slot may not be visible yet (try_next may still
+  // return None right after), and items that will turn out to be dropped.
   uint32_t ahead = load_acquire(&header_[layout::kWRITE_IDX]) - cursor_;
   return cached + std::min(ahead, capacity_);
 }

@@ -29,19 +29,26 @@ FC_FN void fc_publish_store(uint* p, uint v) {
   asm volatile("st.relaxed.sys.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
-// Between raising write_intent and overwriting slots: fence.acq_rel.sys orders every earlier
-// store of this thread (the intent) before every later one (the slots) for all observers in
-// the system, including CPU threads. This is the producer half of the reader's step (C): a
-// CPU that copied an overwritten slot then sees an intent large enough to discard it.
-// (__threadfence_system() compiles to the stronger fence.sc.sys; acq_rel is what the
-// protocol needs, as in NCCL's prims.)
+// A ring slot: value (low word) and tag (high word) in one naturally aligned 8-byte store.
+// A scalar .u64 store is one memory access for the host as well (the Programming Guide's
+// "Mapped Memory": aligned 8-byte device stores are single accesses); a .v2.u32 vector store
+// would not do, PTX models it as two element stores in unspecified order.
+FC_FN void fc_publish_pair(uint* p, uint lo, uint hi) {
+  unsigned long long v = (static_cast<unsigned long long>(hi) << 32) | lo;
+  asm volatile("st.relaxed.sys.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
+}
+
+// fence.acq_rel.sys orders every earlier store of this thread before every later one for all
+// observers in the system, including CPU threads. The push path needs none (self-validating
+// slots); init and close use it, through fc_release_store, so that the magic / closed flag is
+// seen after the words they vouch for. (__threadfence_system() compiles to the stronger
+// fence.sc.sys; acq_rel is what a release needs, as in NCCL's prims.)
 FC_FN void fc_release_fence() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 
-// Publishing write_idx (and the magic at init, the closed flag): a release store at system
-// scope. Every earlier store of this thread (the slots) becomes visible to a CPU thread before
-// this value does, so the reader's acquire load of write_idx (step (A)) that sees it also
-// sees the slots. x86 CPUs give the acquire side for free; ARM hosts (Grace) need the acquire
-// load the reader already does.
+// Publishing the magic at init and the closed flag (and write_idx at close): a release store at system
+// scope. Every earlier store of this thread (the header words) becomes visible to a CPU thread
+// before this value does, so the reader's acquire load that sees it also sees them. x86 CPUs
+// give the acquire side for free; ARM hosts (Grace) need the acquire load the reader does.
 FC_FN void fc_release_store(uint* p, uint v) {
   asm volatile("st.release.sys.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }

@@ -16,6 +16,12 @@ using uint = unsigned int;
 inline void fc_publish_store(uint* p, uint v) {
   std::atomic_ref<uint>(*p).store(v, std::memory_order_relaxed);
 }
+// A ring slot: value (low word) and tag (high word) as one 8-byte atomic (little-endian: the
+// value is word 0 of the slot). The reader loads the pair with one 8-byte atomic too.
+inline void fc_publish_pair(uint* p, uint lo, uint hi) {
+  std::atomic_ref<unsigned long long>(*reinterpret_cast<unsigned long long*>(p))
+      .store((static_cast<unsigned long long>(hi) << 32) | lo, std::memory_order_relaxed);
+}
 inline void fc_release_fence() { std::atomic_thread_fence(std::memory_order_release); }
 inline void fc_release_store(uint* p, uint v) {
   std::atomic_ref<uint>(*p).store(v, std::memory_order_release);

@@ -34,6 +34,7 @@
 #define kernel
 
 using uint = unsigned int;
+using ulong = unsigned long long;  // MSL: 64-bit unsigned
 
 namespace metal {
 
