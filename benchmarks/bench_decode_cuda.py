@@ -7,6 +7,8 @@ its token. Variants, all on the same card in the same run:
   (c) graph   windows of 64 steps+pushes captured as a CUDA graph; reader draining
   (c') fork   as (c), but each push is a side branch of the graph (after its step and the
               previous push; the next step does not wait for it), tokens in a history buffer
+  (c'') fused as (c), but the step kernel pushes its own token through the shared push body
+              (no separate push kernel: how an engine's sampler kernel would stream)
   (d) none    graphs of 64 steps, no streaming (the upper bound)
 plus visibility latency (token write on the GPU -> arrival in the reader; %globaltimer beside
 the token, clock offset from ping-pong round trips, bounded by `clock_err`), the GPU-timeline
@@ -32,9 +34,10 @@ import numpy as np
 import foundry_channels as fc
 from foundry_channels import _core
 
-VARIANTS = ("sync", "stream", "graph", "fork", "none")
+VARIANTS = ("sync", "stream", "graph", "fork", "fused", "none")
 LABEL = {"sync": "(a) per-step sync", "stream": "(b) channel, per-step launch",
          "graph": "(c) channel, graph x64", "fork": "(c') graph x64, push beside",
+         "fused": "(c'') graph x64, push in step",
          "none": "(d) no streaming"}
 
 

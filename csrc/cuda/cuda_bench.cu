@@ -49,6 +49,22 @@ __global__ void spin_step(uint ns, uint* state, uint* token, uint token_slots, u
   token[k % token_slots] = k;
 }
 
+// The same step with the push fused in: the decode kernel itself publishes its token through
+// the shared push body (immediate value), the way an engine's sampler kernel would. With
+// fence-free slots this adds one 8-byte store and one 4-byte store to the step.
+__global__ void spin_step_push(uint ns, uint* state, uint* token, u64* stamps, uint stamps_len,
+                               uint* header, uint* data, uint* cursor, uint capacity) {
+  u64 t0 = globaltimer();
+  while (globaltimer() - t0 < ns) {
+  }
+  uint k = state[0];
+  state[0] = k + 1u;
+  if (k < stamps_len) stamps[k] = globaltimer();
+  token[0] = k;
+  const uint sc[FC_KERNEL_SCALAR_SLOTS] = {capacity, k, 0u, 1u, 1u, 0u, 0u, 0u};
+  channel_u32_push_body(header, data, nullptr, nullptr, nullptr, cursor, sc, 0u);
+}
+
 // Smallest non-zero step of %globaltimer (its resolution on this GPU).
 __global__ void timer_resolution(u64* out) {
   u64 best = ~0ull;
@@ -246,9 +262,9 @@ struct GraphExec {
 DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std::string& variant,
                                uint32_t steps, uint32_t step_ns, uint32_t window) {
   if (variant != "sync" && variant != "stream" && variant != "graph" && variant != "fork" &&
-      variant != "none") {
-    throw std::invalid_argument(
-        "variant must be 'sync', 'stream', 'graph', 'fork' or 'none', got '" + variant + "'");
+      variant != "fused" && variant != "none") {
+    throw std::invalid_argument("variant must be 'sync', 'stream', 'graph', 'fork', 'fused' or "
+                                "'none', got '" + variant + "'");
   }
   if (steps == 0 || window == 0 || steps % window != 0) {
     throw std::invalid_argument("steps must be a positive multiple of window");
@@ -260,7 +276,8 @@ DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std:
   auto token_dev = b.priv(4 * token_slots);
   auto token_host = b.shared(4);
   auto stamps = b.priv(sizeof(u64) * steps);
-  const bool streams = variant == "stream" || variant == "graph" || fork;
+  const bool fused = variant == "fused";
+  const bool streams = variant == "stream" || variant == "graph" || fork || fused;
   uint32_t capacity = 1;
   while (capacity < steps) capacity <<= 1;  // no drops: every token is checked
   auto ch = b.channel(capacity);
@@ -273,6 +290,13 @@ DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std:
                  nullptr, ch->cursor_buffer()->device_ptr()},
                 {capacity, 0u, 1u, 1u, 1u, 0u, 0u, 0u}};
   auto launch_step = [&] {
+    if (fused) {
+      spin_step_push<<<1, 1, 0, b.stream>>>(
+          step_ns, st, tok, stm, steps, static_cast<uint*>(ch->header_buffer()->device_ptr()),
+          static_cast<uint*>(ch->data_buffer()->device_ptr()),
+          static_cast<uint*>(ch->cursor_buffer()->device_ptr()), capacity);
+      return;
+    }
     spin_step<<<1, 1, 0, b.stream>>>(step_ns, st, tok, 1u, stm, steps);
     if (streams) check(launch_dispatch(push, b.stream), "launching the push");
   };
@@ -303,7 +327,7 @@ DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std:
   ClockFit before{};
   if (streams) before = calibrate(b, 200);
   GraphExec g;
-  if (variant == "graph" || variant == "none" || fork) {
+  if (variant == "graph" || variant == "none" || fork || fused) {
     check(cudaStreamBeginCapture(b.stream, cudaStreamCaptureModeThreadLocal), "begin capture");
     if (fork) {
       capture_fork();

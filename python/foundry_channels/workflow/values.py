@@ -76,10 +76,12 @@ class TensorArg:
         return ValueType("tensor", self.dtype, self.shape).describe()
 
     @classmethod
-    def zeros(cls, device, dtype: str, shape: tuple[int, ...]) -> "TensorArg":
+    def zeros(cls, device, dtype: str, shape: tuple[int, ...], storage: str = "shared") -> "TensorArg":
         itemsize = np.dtype(DTYPES[dtype]).itemsize
-        buffer = device.buffer(max(1, math.prod(shape)) * itemsize)
-        buffer.numpy("uint8")[:] = 0  # fresh device memory is not zeroed on every backend
+        buffer = device.buffer(max(1, math.prod(shape)) * itemsize, storage=storage)
+        if storage == "shared":
+            buffer.numpy("uint8")[:] = 0  # fresh device memory is not zeroed on every backend
+        # private buffers are zero-filled by every backend when allocated (no CPU view)
         return cls(buffer, dtype, tuple(shape))
 
     @classmethod
