@@ -1,7 +1,8 @@
 """Host-backend channel throughput and latency (issue: channel substrate).
 
 Items/s for push + drain on the host backend, three ways of reading (C++ loop, Python
-drain_into, Python iteration), capacities 2^10..2^20, against a producer thread feeding
+drain_into, Python iteration) while the device thread pushes flat out, plus drain_into of a
+ring filled beforehand (the reader path alone, free of scheduling noise), capacities 2^10..2^20, against a producer thread feeding
 queue.Queue and collections.deque on the same machine; and the push-to-reader visibility
 latency. Prints a table and writes benchmarks/results/bench_channel.json.
 
@@ -66,6 +67,31 @@ def channel_drain_into(device, capacity, n_items):
     dt = time.perf_counter() - t0
     cb.wait_until_completed()
     return {"items_per_s": received / dt, "dropped": reader.dropped, "received": received}
+
+
+def channel_drain_only(device, capacity, rounds=20):
+    """The reader path alone: the ring is filled first (producer finished), then Python
+    drains it with drain_into. No concurrency noise: what one drain call costs per item."""
+    ch = fc.ChannelU32(device, capacity)
+    queue_ = device.new_queue()
+    reader = ch.reader()
+    out = np.empty(capacity, dtype=np.uint32)
+    cb = queue_.command_buffer()
+    cb.channel_init(ch)
+    cb.commit()
+    cb.wait_until_completed()
+    total, seconds = 0, 0.0
+    for r in range(rounds):
+        cb = queue_.command_buffer()
+        cb.channel_push_sequence(ch, r * capacity, capacity)
+        cb.commit()
+        cb.wait_until_completed()
+        t0 = time.perf_counter()
+        n = reader.drain_into(out)
+        seconds += time.perf_counter() - t0
+        total += n
+    assert total == rounds * capacity and reader.dropped == 0
+    return {"items_per_s": total / seconds, "dropped": 0, "received": total}
 
 
 def channel_iteration(device, capacity, n_items):
@@ -161,6 +187,7 @@ def main():
         row = {"capacity": cap}
         row["cpp_loop"] = best_of(args.repeats, lambda: channel_cpp_loop(device, cap, args.items))
         row["drain_into"] = best_of(args.repeats, lambda: channel_drain_into(device, cap, args.items))
+        row["drain_only"] = best_of(args.repeats, lambda: channel_drain_only(device, cap))
         row["iteration"] = best_of(args.repeats, lambda: channel_iteration(device, cap, args.iter_items))
         row["queue.Queue"] = best_of(args.repeats, lambda: queue_baseline(cap, args.baseline_items))
         row["deque"] = best_of(args.repeats, lambda: deque_baseline(cap, args.baseline_items))
@@ -169,7 +196,7 @@ def main():
     idle_cpu = idle_wait_cpu(device)
     device.close()
 
-    cols = ["cpp_loop", "drain_into", "iteration", "queue.Queue", "deque"]
+    cols = ["cpp_loop", "drain_into", "drain_only", "iteration", "queue.Queue", "deque"]
     print(f"host backend, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
     print(f"{'capacity':>9} | " + " | ".join(f"{c:>12}" for c in cols) + " | drain_into/Queue | drop% (drain_into)")
     for row in rows:
