@@ -6,6 +6,7 @@ each mode, against the per-step-sync baseline and the no-streaming upper bound.
   windowed W      tokens per completed window (the plan's on_token path), no pipelining
   throughput W    channel drained while windows of W run back to back (2 in flight)
   interactive W   channel drained; windows grow 1, 2, 4, ... up to W
+  ... fused       the decode step kernel pushes its token itself (lm_decode_step `stream`)
   no streaming    the same decode loop without the channel push: windows of 64 replayed back
                   to back (throughput machinery, nothing pushed, nothing drained) - the
                   upper bound the streaming modes are measured against
@@ -36,13 +37,17 @@ from foundry_channels.workflow import load_workflow, run_workflow, sample_path
 NEVER = 256  # tokens are bytes: an EOS of 256 is never sampled
 
 
-def sample_without_eos(push=True):
+def sample_without_eos(push="kernel"):
+    """push: "kernel" (the sample: a stream_write_u32 dispatch per step), "fused" (the decode
+    step pushes its own token: lm_decode_step's `stream`) or "none" (no streaming)."""
     doc = json.loads(Path(sample_path("text_generation_stream_u32")).read_text())
     doc["values"]["eos_token"]["value"] = NEVER
     doc["inputs"]["max_tokens"]["maximum"] = 65000
-    if not push:
-        loop = next(s for s in doc["steps"] if s["op"] == "while_batched")
+    loop = next(s for s in doc["steps"] if s["op"] == "while_batched")
+    if push != "kernel":
         loop["body"] = [op for op in loop["body"] if op["op"] != "stream_write_u32"]
+    if push == "fused":
+        loop["body"][0]["stream"] = "tokens"
     return load_workflow(doc)
 
 
@@ -78,7 +83,8 @@ def measure(workflow, device, mode, window, n_tokens, seed=1, streaming=True):
 def bench_backend(backend, n_tokens, windows, repeats):
     device = fc.Device(backend)
     workflow = sample_without_eos()
-    without_push = sample_without_eos(push=False)
+    without_push = sample_without_eos(push="none")
+    fused = sample_without_eos(push="fused")
     rows = []
 
     def best(mode, window, wf=workflow, streaming=True):
@@ -95,6 +101,11 @@ def bench_backend(backend, n_tokens, windows, repeats):
         for mode in ("windowed", "throughput", "interactive"):
             r = best(mode, window)
             r["label"] = f"{mode} {window}"
+            rows.append(r)
+    for window in (16, 64):  # the decode kernel pushes its own token (no push dispatch)
+        for mode in ("throughput", "interactive"):
+            r = best(mode, window, fused)
+            r["label"] = f"{mode} {window} fused"
             rows.append(r)
     device_name = device.name
     device.close()
@@ -119,10 +130,10 @@ def main():
         name, rows = bench_backend(backend, args.tokens, args.windows, args.repeats)
         result["backends"][backend] = {"device": name, "rows": rows}
         print(f"\n{backend}: {name}, {args.tokens} tokens per run, best of {args.repeats}")
-        print(f"{'variant':>16} | {'us/token':>9} | {'tok/s':>9} | {'TTFT ms':>8} | {'ITL p50 us':>10} | "
+        print(f"{'variant':>22} | {'us/token':>9} | {'tok/s':>9} | {'TTFT ms':>8} | {'ITL p50 us':>10} | "
               f"{'ITL p99 us':>10} | {'x sync':>6} | {'/ upper':>7} | {'CPU':>5} | {'enc ms':>6}")
         for r in rows:
-            print(f"{r['label']:>16} | {r['us_per_token']:>9.2f} | {r['tokens_per_s']:>9.0f} | "
+            print(f"{r['label']:>22} | {r['us_per_token']:>9.2f} | {r['tokens_per_s']:>9.0f} | "
                   f"{r['ttft_ms']:>8.3f} | {r['itl_p50_us']:>10.2f} | {r['itl_p99_us']:>10.2f} | "
                   f"{r['vs_sync']:>6.2f} | {r['vs_upper']:>7.3f} | {r['runner_cpu_per_wall'] * 100:>4.0f}% | "
                   f"{r['encode_ms']:>6.2f}")

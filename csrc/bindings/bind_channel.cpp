@@ -86,6 +86,13 @@ ChannelU32(device, capacity) allocates it; encode CommandBuffer.channel_init(ch)
           },
           "Raw read-only view of the ring as (capacity, 2) words: (value, tag) per slot, tag = "
           "item index + 1.")
+      .def_property_readonly(
+          "buffers",
+          [](const ChannelU32& ch) {
+            return py::make_tuple(ch.header_buffer(), ch.data_buffer(), ch.cursor_buffer());
+          },
+          "(header, data, producer cursor) as Buffers, for kernels that push from inside "
+          "(the fused push of lm_decode_step; see csrc/kernels/channel_kernels.inc).")
       .def("reader", [](const std::shared_ptr<ChannelU32>& ch) {
         return std::make_shared<ChannelU32Reader>(ch);
       });

@@ -144,7 +144,8 @@ buffer of its queue.)doc")
             KernelId id = kernel_by_name(kernel.c_str());
             if (id == KernelId::count_) throw py::value_error("unknown kernel '" + kernel + "'");
             if (buffers.size() > kBufferSlots || scalars.size() > kScalarSlots) {
-              throw py::value_error("dispatch(): at most 6 buffers and 8 scalars");
+              throw py::value_error("dispatch(): at most " + std::to_string(kBufferSlots) +
+                                    " buffers and " + std::to_string(kScalarSlots) + " scalars");
             }
             std::array<std::shared_ptr<Buffer>, kBufferSlots> b{};
             std::array<uint32_t, kScalarSlots> s{};

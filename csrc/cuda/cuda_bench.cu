@@ -62,7 +62,7 @@ __global__ void spin_step_push(uint ns, uint* state, uint* token, u64* stamps, u
   if (k < stamps_len) stamps[k] = globaltimer();
   token[0] = k;
   const uint sc[FC_KERNEL_SCALAR_SLOTS] = {capacity, k, 0u, 1u, 1u, 0u, 0u, 0u};
-  channel_u32_push_body(header, data, nullptr, nullptr, nullptr, cursor, sc, 0u);
+  channel_u32_push_body(header, data, nullptr, nullptr, nullptr, cursor, nullptr, nullptr, sc, 0u);
 }
 
 // Smallest non-zero step of %globaltimer (its resolution on this GPU).
@@ -101,7 +101,7 @@ __global__ void ping_pong_channel(uint* header, uint* data, uint* cursor, uint c
   for (uint i = 0u; i < n; ++i) {
     // The shared push body, immediate mode (scalar layout: channel_kernels.inc).
     const uint sc[FC_KERNEL_SCALAR_SLOTS] = {capacity, i, 0u, 1u, 1u, 0u, 0u, 0u};
-    channel_u32_push_body(header, data, nullptr, nullptr, nullptr, cursor, sc, 0u);
+    channel_u32_push_body(header, data, nullptr, nullptr, nullptr, cursor, nullptr, nullptr, sc, 0u);
     u64 t0 = globaltimer();
     while (load_sys(h2d) != i + 1u) {
       if (globaltimer() - t0 > kSpinTimeoutNs) {

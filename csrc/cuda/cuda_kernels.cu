@@ -20,7 +20,8 @@ struct KernelArgs {
   __global__ void name##_entry(const __grid_constant__ KernelArgs a) {              \
     uint gid = blockIdx.x * blockDim.x + threadIdx.x;                               \
     if (gid < a.grid) {                                                             \
-      name##_body(a.b[0], a.b[1], a.b[2], a.b[3], a.b[4], a.b[5], a.sc, gid);       \
+      name##_body(a.b[0], a.b[1], a.b[2], a.b[3], a.b[4], a.b[5], a.b[6], a.b[7],   \
+                  a.sc, gid);                                                       \
     }                                                                               \
   }
 FC_KERNELS(FC_CUDA_ENTRY)

@@ -26,7 +26,7 @@ void run_dispatch(const Dispatch& d) {
   KernelFn fn = kernel_function(d.kernel);
   auto b = [&](int i) { return static_cast<unsigned*>(d.buffers[i]); };
   for (uint32_t gid = 0; gid < d.grid; ++gid) {
-    fn(b(0), b(1), b(2), b(3), b(4), b(5), d.scalars.data(), gid);
+    fn(b(0), b(1), b(2), b(3), b(4), b(5), b(6), b(7), d.scalars.data(), gid);
   }
 }
 

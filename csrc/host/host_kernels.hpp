@@ -4,7 +4,8 @@
 namespace fc::host {
 
 using KernelFn = void (*)(unsigned* b0, unsigned* b1, unsigned* b2, unsigned* b3, unsigned* b4,
-                          unsigned* b5, const unsigned* sc, unsigned gid);
+                          unsigned* b5, unsigned* b6, unsigned* b7, const unsigned* sc,
+                          unsigned gid);
 
 // The shared kernel bodies compiled as C++, indexed by KernelId.
 KernelFn kernel_function(KernelId id);

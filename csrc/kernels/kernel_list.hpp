@@ -17,9 +17,9 @@
   X(debug_trap)                \
   X(decode_collect_u32)
 
-// The uniform kernel signature: six buffer slots, eight u32 scalars, the thread index.
+// The uniform kernel signature: eight buffer slots, eight u32 scalars, the thread index.
 // One signature keeps the entry-point generators trivial on all three backends.
-#define FC_KERNEL_BUFFER_SLOTS 6
+#define FC_KERNEL_BUFFER_SLOTS 8
 #define FC_KERNEL_SCALAR_SLOTS 8
 
 namespace fc {

@@ -28,7 +28,7 @@ struct Pipelines {
 // compiler's message.
 const Pipelines& pipelines_for(id<MTLDevice> device);
 
-// Encodes one dispatch into a serial compute pass: the pipeline, the six buffer slots (the
+// Encodes one dispatch into a serial compute pass: the pipeline, the eight buffer slots (the
 // placeholder where a slot is unused), the scalar block and the grid bound as bytes, exactly
 // `grid` threads. Never allocates, never waits (the counterpart of cuda::launch_dispatch).
 void encode_dispatch(const Dispatch& d, const Pipelines& pipelines, id<MTLBuffer> placeholder,

@@ -48,7 +48,9 @@ std::string msl_entry_points() {
         << "  if (gid >= grid) {\n"
         << "    return;\n"
         << "  }\n"
-        << "  " << name << "_body(b0, b1, b2, b3, b4, b5, sc, gid);\n"
+        << "  " << name << "_body(";
+    for (int i = 0; i < kBufferSlots; ++i) out << "b" << i << ", ";
+    out << "sc, gid);\n"
         << "}\n";
   }
   return out.str();

@@ -58,7 +58,10 @@ def lm_prefill(ctx, args, step):
           "seed": Arg(("u32",)),
           "eos_token": Arg(("u32",), required=False, default=EOS_TOKEN),
           "max_tokens": Arg(("u32",), required=False, default=0,
-                            doc="tokens per turn after which the step stops (0: no limit)")},
+                            doc="tokens per turn after which the step stops (0: no limit)"),
+          "stream": Arg(("channel",), required=False,
+                        doc="push each visible token into this channel from the step kernel "
+                            "itself (fused: no separate stream_write_u32 dispatch)")},
 )
 def lm_decode_step(ctx, args, step):
     """One decode step on the device: sample, append to the history, write `token`; sets
@@ -73,11 +76,15 @@ def lm_decode_step(ctx, args, step):
     if overshoot is not None:
         overshoot.register(("lm", id(state.buffer)),
                            lambda: encode_rollback(ctx, state, history, stop))
+    stream = args["stream"]
+    channel_buffers = list(stream.channel.buffers) if stream is not None else [None, None, None]
     ctx.command_buffer().dispatch(
         "lm_decode_step", 1,
-        [model.buffer, state.buffer, history.buffer, args["token"].buffer, stop.buffer],
+        [model.buffer, state.buffer, history.buffer, args["token"].buffer, stop.buffer,
+         *channel_buffers],
         [args["seed"], args["eos_token"], args["max_tokens"], history.numel,
-         1 if overshoot is not None else 0])
+         1 if overshoot is not None else 0, 1 if stream is not None else 0,
+         stream.capacity if stream is not None else 0])
 
 
 def is_model_table(ctx, model: TensorArg) -> bool:

@@ -1,0 +1,55 @@
+"""lm_decode_step with `stream`: the step kernel pushes its own token (no stream_write_u32
+dispatch). Same tokens as the separate push, on every backend, in every mode; nothing past EOS
+is pushed, overshooting or not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from foundry_channels.lm import builtin_table, encode_prompt, reference_generate
+from foundry_channels.workflow import load_workflow, run_workflow, sample_path
+
+PROMPT = "We hold these truths"
+
+
+def fused_sample(overshoot=False):
+    doc = json.load(open(sample_path()))
+    loop = next(s for s in doc["steps"] if s["op"] == "while_batched")
+    loop["body"] = [dict(op, stream="tokens") for op in loop["body"] if op["op"] == "lm_decode_step"]
+    if overshoot:
+        loop["overshoot"] = True
+    return load_workflow(doc)
+
+
+@pytest.mark.parametrize("mode", ["windowed", "throughput", "interactive"])
+@pytest.mark.parametrize("window", [1, 64])
+def test_fused_push_streams_the_generated_tokens(device, mode, window):
+    seen = []
+    run = run_workflow(fused_sample(), device, mode=mode, on_token=seen.append,
+                       inputs={"prompt": PROMPT, "seed": 3, "window": window, "max_tokens": 300})
+    generated = run.outputs["generated_tokens"].tolist()
+    expected, _ = reference_generate(builtin_table(), encode_prompt(PROMPT), 3, 300)
+    assert generated == expected
+    if mode == "windowed":
+        reader = run.context.channels["tokens"].reader()
+        assert list(reader) == generated  # the channel got every token, in order
+    else:
+        assert seen == generated  # drained from the channel while the device ran
+    run.context.close()
+
+
+@pytest.mark.parametrize("overshoot", [False, True])
+def test_fused_push_stops_at_eos(device, overshoot):
+    # seed 1 samples EOS (token 0) mid-window 64; steps after it must push nothing
+    seen = []
+    run = run_workflow(fused_sample(overshoot), device, mode="throughput", on_token=seen.append,
+                       inputs={"prompt": PROMPT, "seed": 1, "window": 64, "max_tokens": 5000})
+    report = run.context.loop_reports[0]
+    generated = run.outputs["generated_tokens"].tolist()
+    assert report.stop_flag == 1 and 0 not in generated
+    assert report.steps > len(generated) + 1  # steps ran past EOS in the window
+    assert seen == generated
+    assert list(run.context.channels["tokens"].reader()) == []  # nothing left behind
+    run.context.close()
