@@ -3,8 +3,8 @@
 // constants and the kernel bodies.
 //
 // Memory orders. The observer of a channel is a CPU thread reading host-mapped pinned memory
-// (csrc/channel/reader.cpp: acquire load of write_idx, relaxed slot loads, acquire fence,
-// relaxed load of write_intent). A GPU-scope order (__threadfence, .gpu) says nothing about
+// (csrc/channel/reader.cpp: 8-byte relaxed loads of (value, tag) slots; acquire loads of
+// the magic and the closed flag). A GPU-scope order (__threadfence, .gpu) says nothing about
 // what a CPU sees, so every primitive below is system scope (.sys), the scope that includes
 // host threads (PTX ISA, "Memory Consistency Model"; the CUDA Programming Guide's "Mapped
 // Memory": aligned 4-byte stores are single accesses, __threadfence_system orders them for
