@@ -20,7 +20,7 @@
 
 using uint = unsigned int;
 
-// A word the CPU reads while the kernel runs (a slot, the write intent, header words at
+// A word the CPU reads while the kernel runs (write_idx, the header words at
 // init). Relaxed at system scope: one naturally aligned 4-byte store that a CPU thread
 // observes whole (never torn) and that is not held back in a GPU cache the CPU cannot see;
 // it carries no ordering of its own, which comes from the fence / release below. Generic
