@@ -14,8 +14,10 @@ from foundry_channels.workflow import load_workflow, run_workflow, sample_path
 PROMPT = "We hold these truths"
 
 
-def fused_sample(overshoot=False):
+def fused_sample(overshoot=False, eos=None):
     doc = json.load(open(sample_path()))
+    if eos is not None:
+        doc["values"]["eos_token"]["value"] = eos
     loop = next(s for s in doc["steps"] if s["op"] == "while_batched")
     loop["body"] = [dict(op, stream="tokens") for op in loop["body"] if op["op"] == "lm_decode_step"]
     if overshoot:
@@ -52,4 +54,17 @@ def test_fused_push_stops_at_eos(device, overshoot):
     assert report.steps > len(generated) + 1  # steps ran past EOS in the window
     assert seen == generated
     assert list(run.context.channels["tokens"].reader()) == []  # nothing left behind
+    run.context.close()
+
+
+def test_streaming_delivers_more_tokens_than_one_drain_batch_holds(device):
+    # Windows of 4096 steps, two in flight: more tokens can be waiting at the end than the
+    # runner's drain buffer (4096) takes in one call; every one must still be delivered.
+    seen = []
+    never = 256  # tokens are bytes: this EOS never comes, the loop runs to its bound
+    run = run_workflow(fused_sample(eos=never), device, mode="throughput", on_token=seen.append,
+                       inputs={"prompt": PROMPT, "seed": 2, "window": 4096, "max_tokens": 9000})
+    generated = run.outputs["generated_tokens"].tolist()
+    assert len(generated) == 9000
+    assert seen == generated
     run.context.close()

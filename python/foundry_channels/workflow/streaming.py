@@ -91,6 +91,8 @@ def run_streaming(loop: "WindowedLoop") -> LoopResult:
                 result.stop_flag = flag
 
         if not in_flight and (stopped or committed_steps >= loop.max_steps):
+            while drain():  # everything is visible now; `out` may hold less than is left
+                pass
             break
         if not stopped and len(in_flight) < MAX_IN_FLIGHT and committed_steps < loop.max_steps:
             steps = min(next(sizes), loop.max_steps - committed_steps)
