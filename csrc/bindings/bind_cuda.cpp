@@ -46,7 +46,7 @@ void bind_cuda(py::module_& m) {
         return d;
       },
       py::arg("device"), py::arg("variant"), py::arg("steps"), py::arg("step_ns"),
-      py::arg("window") = 64, "Benchmark: one decode-loop variant ('sync', 'stream', 'graph', 'none').");
+      py::arg("window") = 64, "Benchmark: one decode-loop variant ('sync', 'stream', 'graph', 'fork', 'fused', 'none').");
   m.def(
       "cuda_bench_ping_pong",
       [](const std::shared_ptr<Device>& device, uint32_t iterations) {
