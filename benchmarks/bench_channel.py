@@ -53,20 +53,26 @@ def start_producer(device, capacity, n_items):
     return ch, reader, cb
 
 
-def channel_drain_into(device, capacity, n_items):
+def read_concurrently(device, capacity, n_items, read_once):
+    """Starts the device pushing n_items and calls read_once(reader) until the channel is
+    closed and drained; read_once returns how many items it took."""
     _, reader, cb = start_producer(device, capacity, n_items)
-    out = np.empty(capacity, dtype=np.uint32)
     received = 0
     t0 = time.perf_counter()
     cb.commit()
     while True:
-        n = reader.drain_into(out)
+        n = read_once(reader)
         received += n
         if n == 0 and reader.exhausted:
             break
     dt = time.perf_counter() - t0
     cb.wait_until_completed()
     return {"items_per_s": received / dt, "dropped": reader.dropped, "received": received}
+
+
+def channel_drain_into(device, capacity, n_items):
+    out = np.empty(capacity, dtype=np.uint32)
+    return read_concurrently(device, capacity, n_items, lambda reader: reader.drain_into(out))
 
 
 def channel_drain_only(device, capacity, rounds=20):
@@ -95,20 +101,7 @@ def channel_drain_only(device, capacity, rounds=20):
 
 
 def channel_iteration(device, capacity, n_items):
-    _, reader, cb = start_producer(device, capacity, n_items)
-    received = 0
-    t0 = time.perf_counter()
-    cb.commit()
-    while True:
-        got = 0
-        for _ in reader:
-            got += 1
-        received += got
-        if got == 0 and reader.exhausted:
-            break
-    dt = time.perf_counter() - t0
-    cb.wait_until_completed()
-    return {"items_per_s": received / dt, "dropped": reader.dropped, "received": received}
+    return read_concurrently(device, capacity, n_items, lambda reader: sum(1 for _ in reader))
 
 
 def queue_baseline(capacity, n_items):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from lm_support import decode_on_device
 from multi_turn_support import (
     MULTI_TURN,
     SINGLE_TURN,
@@ -14,9 +15,8 @@ from multi_turn_support import (
     with_overshoot,
 )
 
-from foundry_channels.lm import builtin_table, encode_prompt
+from foundry_channels.lm import encode_prompt
 from foundry_channels.workflow import (
-    TensorArg,
     WorkflowValidationError,
     load_workflow,
     run_workflow,
@@ -40,32 +40,8 @@ def decode(device, *, overshoot: int, steps: int, eos: int, rollback: bool,
            prompt: str = "We hold", capacity: int = CAPACITY):
     """prefill + `steps` decode steps (+ lm_rollback) in one command buffer: (collected
     tokens, out token, stop flag, state, history)."""
-    model = TensorArg.from_array(device, builtin_table().words)
-    state = TensorArg.zeros(device, "u32", (4,))
-    hist = TensorArg.zeros(device, "u32", (capacity,))
-    out = TensorArg.zeros(device, "u32", (1,))
-    stop = TensorArg.zeros(device, "u32", (1,))
-    listed = TensorArg.zeros(device, "u32", (steps,))
-    count = TensorArg.zeros(device, "u32", (1,))
-    tokens = encode_prompt(prompt)
-    prompt_t = TensorArg.from_array(device, tokens)
-    cb = device.new_queue().command_buffer()
-    cb.dispatch("lm_prefill", 1, [None, state.buffer, hist.buffer, prompt_t.buffer, stop.buffer],
-                [len(tokens), capacity])
-    for _ in range(steps):
-        cb.dispatch("lm_decode_step", 1,
-                    [model.buffer, state.buffer, hist.buffer, out.buffer, stop.buffer],
-                    [7, eos, 0, capacity, overshoot])
-        cb.dispatch("decode_collect_u32", 1, [out.buffer, listed.buffer, count.buffer, stop.buffer],
-                    [steps, 1])
-    if rollback:
-        cb.dispatch("lm_rollback", 1, [None, state.buffer, hist.buffer, None, stop.buffer],
-                    [capacity])
-    cb.commit()
-    assert cb.wait_until_completed(timeout=60)
-    n = int(count.numpy()[0])
-    return (listed.numpy()[:n].tolist(), int(out.numpy()[0]), int(stop.numpy()[0]),
-            state.numpy().tolist(), hist.numpy().copy())
+    return decode_on_device(device, encode_prompt(prompt), seed=7, steps=steps, eos=eos,
+                            history=capacity, overshoot=overshoot, rollback=rollback)
 
 
 def test_overshoot_steps_compute_past_eos_invisibly(device):

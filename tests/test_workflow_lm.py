@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lm_support import decode_on_device
+
 from foundry_channels.lm import (
     EOS_TOKEN,
     StreamingDetokenizer,
@@ -17,7 +19,6 @@ from foundry_channels.lm import (
     sample_random,
 )
 from foundry_channels.lm.ngram import EMPTY_KEY, build_table, context_key
-from foundry_channels.workflow import TensorArg
 
 CAPACITY = 1024
 
@@ -105,28 +106,9 @@ def test_tokenizer_round_trip_and_streaming():
 
 def _decode_on_device(device, prompt: list[int], seed: int, steps: int, eos: int = EOS_TOKEN,
                       history: int = CAPACITY, max_tokens: int = 0):
-    table = builtin_table()
-    model = TensorArg.from_array(device, table.words)
-    state = TensorArg.zeros(device, "u32", (4,))
-    hist = TensorArg.zeros(device, "u32", (history,))
-    out = TensorArg.zeros(device, "u32", (1,))
-    stop = TensorArg.zeros(device, "u32", (1,))
-    listed = TensorArg.zeros(device, "u32", (steps,))
-    count = TensorArg.zeros(device, "u32", (1,))
-    prompt_t = TensorArg.from_array(device, prompt or [0])
-    cb = device.new_queue().command_buffer()
-    cb.dispatch("lm_prefill", 1, [None, state.buffer, hist.buffer, prompt_t.buffer, stop.buffer],
-                [len(prompt), history])
-    for _ in range(steps):
-        cb.dispatch("lm_decode_step", 1,
-                    [model.buffer, state.buffer, hist.buffer, out.buffer, stop.buffer],
-                    [seed, eos, max_tokens, history])
-        cb.dispatch("decode_collect_u32", 1, [out.buffer, listed.buffer, count.buffer, stop.buffer],
-                    [steps, 1])
-    cb.commit()
-    assert cb.wait_until_completed(timeout=60)
-    n = int(count.numpy()[0])
-    return listed.numpy()[:n].tolist(), int(stop.numpy()[0]), state.numpy().tolist(), hist.numpy()
+    d = decode_on_device(device, prompt, seed=seed, steps=steps, eos=eos, history=history,
+                         max_tokens=max_tokens)
+    return d.tokens, d.flag, d.state, d.history
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 123456789])
