@@ -43,7 +43,7 @@ def channel_cpp_loop(device, capacity, n_items):
 def start_producer(device, capacity, n_items):
     ch = fc.ChannelU32(device, capacity)
     cb0 = device.new_queue().command_buffer()
-    cb0.channel_init(ch, zero=True)
+    cb0.channel_init(ch)
     cb0.commit()
     cb0.wait_until_completed()
     reader = ch.reader()

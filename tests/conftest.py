@@ -45,11 +45,11 @@ def cpu_device():
     dev.close()
 
 
-def make_channel(device: fc.Device, capacity: int, zero: bool = False) -> fc.ChannelU32:
+def make_channel(device: fc.Device, capacity: int) -> fc.ChannelU32:
     """A channel whose init has run on the device."""
     ch = fc.ChannelU32(device, capacity)
     cb = device.new_queue().command_buffer()
-    cb.channel_init(ch, zero=zero)
+    cb.channel_init(ch)
     cb.commit()
     assert cb.wait_until_completed(timeout=30)
     return ch

@@ -140,7 +140,7 @@ def test_close_ends_blocking_reads(device):
 
 
 def test_views_are_zero_copy_read_only_and_keep_channel_alive(device):
-    ch = make_channel(device, 32, zero=True)
+    ch = make_channel(device, 32)
     header, ring = ch.header, ch.ring
     assert header.dtype == np.uint32 and header.shape == (fc.HEADER_WORDS,)
     assert ring.shape == (32,)

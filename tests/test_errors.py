@@ -17,7 +17,7 @@ def test_bad_capacity(device, capacity):
 
 
 def test_negative_capacity_is_rejected(device):
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match=r"^ChannelU32\(capacity\) must be between 0 and \d+, got -1$"):
         fc.ChannelU32(device, -1)
 
 

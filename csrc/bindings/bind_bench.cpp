@@ -19,7 +19,7 @@ std::shared_ptr<ChannelU32> initialised_channel(const std::shared_ptr<Device>& d
                                                 uint32_t capacity) {
   auto channel = std::make_shared<ChannelU32>(device, capacity);
   auto cb = device->new_queue()->command_buffer();
-  channel->encode_init(*cb, true);
+  channel->encode_init(*cb);
   cb->commit();
   cb->wait_until_completed(-1);
   return channel;
@@ -29,7 +29,7 @@ std::shared_ptr<ChannelU32> initialised_channel(const std::shared_ptr<Device>& d
 py::dict push_drain(const std::shared_ptr<Device>& device, uint32_t capacity, uint32_t n_items,
                     size_t batch) {
   auto channel = initialised_channel(device, capacity);
-  ChannelU32Reader reader(channel);
+  auto reader = channel->reader();
   std::vector<uint32_t> out(batch);
   auto cb = device->new_queue()->command_buffer();
   channel->encode_push_sequence(*cb, 0, n_items);
@@ -37,19 +37,19 @@ py::dict push_drain(const std::shared_ptr<Device>& device, uint32_t capacity, ui
   uint64_t received = 0;
   double seconds;
   {
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     auto t0 = clock_type::now();
     cb->commit();
     for (;;) {
-      size_t n = reader.drain_into(out.data(), out.size());
+      size_t n = reader->drain_into(out.data(), out.size());
       received += n;
-      if (n == 0 && reader.exhausted()) break;
+      if (n == 0 && reader->exhausted()) break;
     }
     seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
     cb->wait_until_completed(-1);
   }
   return py::dict(py::arg("seconds") = seconds, py::arg("received") = received,
-                  py::arg("dropped") = reader.dropped());
+                  py::arg("dropped") = reader->dropped());
 }
 
 // Visibility latency: a producer thread publishes one item every `gap_us` microseconds by
@@ -63,11 +63,11 @@ py::dict latency(uint32_t samples, double gap_us) {
   const Dispatch push = cb->dispatches()[0];  // run by hand below, never committed
   std::vector<clock_type::time_point> pushed(samples), seen(samples);
   {
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     std::thread consumer([&] {
-      ChannelU32Reader reader(channel);
+      auto reader = channel->reader();
       for (uint32_t i = 0; i < samples;) {
-        if (reader.try_next()) seen[i++] = clock_type::now();
+        if (reader->try_next()) seen[i++] = clock_type::now();
       }
     });
     auto gap = std::chrono::duration<double, std::micro>(gap_us);

@@ -49,10 +49,16 @@ void bind_channel(py::module_& m) {
 A device-to-host ring of u32 items (token ids). Drop-oldest: the producer never blocks; a
 reader that falls more than `capacity` items behind loses the oldest and counts them.
 
-ChannelU32(device, capacity) allocates it; encode CommandBuffer.channel_init(ch) before use.)doc")
-      .def(py::init([](const std::shared_ptr<Device>& device, uint64_t capacity) {
-             if (!device) throw py::type_error("ChannelU32(device, capacity): device is None");
-             return std::make_shared<ChannelU32>(device, capacity);
+ChannelU32(device, capacity) allocates it; encode CommandBuffer.channel_init(ch) before use.
+A channel has one consumer: channel.reader() returns its reader.)doc")
+      .def(py::init([](const py::object& device, const py::object& capacity) {
+             if (device.is_none() || !py::isinstance<Device>(device)) {
+               throw py::type_error("ChannelU32(device, capacity): device must be a "
+                                    "foundry_channels.Device, got " +
+                                    std::string(py::str(py::type::of(device).attr("__name__"))));
+             }
+             uint64_t n = checked_uint(capacity, "ChannelU32(capacity)", UINT64_MAX);
+             return std::make_shared<ChannelU32>(device.cast<std::shared_ptr<Device>>(), n);
            }),
            py::arg("device"), py::arg("capacity"))
       .def_property_readonly("capacity", &ChannelU32::capacity)
@@ -93,16 +99,19 @@ ChannelU32(device, capacity) allocates it; encode CommandBuffer.channel_init(ch)
           },
           "(header, data, producer cursor) as Buffers, for kernels that push from inside "
           "(the fused push of lm_decode_step; see csrc/kernels/channel_kernels.inc).")
-      .def("reader", [](const std::shared_ptr<ChannelU32>& ch) {
-        return std::make_shared<ChannelU32Reader>(ch);
-      });
+      .def("reader", &ChannelU32::reader, R"doc(
+The channel's one consumer. While a reader of this channel is alive (and not closed) this
+returns that same reader, so two parts of a program never both receive every item: each item is
+delivered once. Once the reader is closed or garbage collected, the next call makes a new reader
+that continues where the last one stopped. A reader made after channel_init was encoded reads
+the run that init starts (it waits for the init to run on the device).)doc");
 
   py::class_<ChannelU32Reader, std::shared_ptr<ChannelU32Reader>>(m, "ChannelU32Reader", R"doc(
-The CPU side of a ChannelU32: single consumer; lock-free and allocation-free.
+The CPU side of a ChannelU32, from channel.reader() (there is no constructor: a channel has one
+consumer); lock-free and allocation-free.
 
 Iteration is non-blocking: it yields what is readable now and stops when the ring is empty.
 next(timeout=...) blocks.)doc")
-      .def(py::init<std::shared_ptr<ChannelU32>>(), py::arg("channel"))
       .def("try_next", &ChannelU32Reader::try_next,
            "The next item, or None if nothing is readable now (never blocks).")
       .def(
@@ -111,7 +120,7 @@ next(timeout=...) blocks.)doc")
             py::ssize_t length = 0;
             uint32_t* data = checked_output(out, length);
             if (length >= kReleaseGilAboveItems) {
-              py::gil_scoped_release nogil;
+              ReleaseGil nogil;
               return r.drain_into(data, static_cast<size_t>(length));
             }
             return r.drain_into(data, static_cast<size_t>(length));
@@ -121,13 +130,13 @@ next(timeout=...) blocks.)doc")
           "writable 1-D numpy uint32 array); returns the count. Never blocks.")
       .def(
           "wait",
-          [](ChannelU32Reader& r, std::optional<double> timeout,
+          [](ChannelU32Reader& r, const py::object& timeout,
              const std::shared_ptr<CommandBuffer>& until) {
             double t = timeout_seconds(timeout, "wait");
             auto check = python_interrupt_check();
             WaitResult res;
             {
-              py::gil_scoped_release nogil;
+              ReleaseGil nogil;
               res = r.wait(t, check, until.get());
             }
             switch (res) {
@@ -144,19 +153,20 @@ next(timeout=...) blocks.)doc")
           "timeout passes ('timeout').")
       .def(
           "next",
-          [](ChannelU32Reader& r, std::optional<double> timeout) -> uint32_t {
+          [](ChannelU32Reader& r, const py::object& timeout) -> uint32_t {
             double t = timeout_seconds(timeout, "next");
             auto check = python_interrupt_check();
             for (;;) {
               if (auto v = r.try_next()) return *v;
               WaitResult res;
               {
-                py::gil_scoped_release nogil;
+                ReleaseGil nogil;
                 res = r.wait(t, check);
               }
               if (res == WaitResult::Timeout) {
-                throw fc::TimeoutError("next(): no item arrived within " + std::to_string(t) +
-                                       " s (position " + std::to_string(r.position()) + ")");
+                throw fc::TimeoutError("next(): no item arrived within " +
+                                       std::string(py::str(timeout)) + " s (position " +
+                                       std::to_string(r.position()) + ")");
               }
               if (res == WaitResult::Closed) {
                 throw ChannelError("next(): the channel is closed and every item was read");
@@ -179,7 +189,16 @@ next(timeout=...) blocks.)doc")
       .def_property_readonly("available", &ChannelU32Reader::available)
       .def_property_readonly("exhausted", &ChannelU32Reader::exhausted,
                              "True once the channel is closed and every item was read.")
-      .def_property_readonly("channel", &ChannelU32Reader::channel);
+      .def_property_readonly("channel", &ChannelU32Reader::channel)
+      .def("skip_to_end", &ChannelU32Reader::skip_to_end,
+           "Moves past every item published so far in the current run without delivering them "
+           "(not counted as dropped); returns how many. 0 while the channel's init has not run.")
+      .def("close", &ChannelU32Reader::close,
+           "Ends this reader (later calls raise ChannelError); channel.reader() then makes a "
+           "new one that continues at this reader's position.")
+      .def_property_readonly("closed", &ChannelU32Reader::closed)
+      .def("__enter__", [](py::object self) { return self; })
+      .def("__exit__", [](ChannelU32Reader& r, py::args) { r.close(); });
 }
 
 }  // namespace fc::bind

@@ -6,7 +6,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
+#include <cmath>
 #include <functional>
+#include <optional>
+#include <string>
+#include <thread>
 
 namespace py = pybind11;
 
@@ -16,26 +21,102 @@ void bind_device(py::module_& m);
 void bind_channel(py::module_& m);
 void bind_bench(py::module_& m);         // csrc/bindings/bind_bench.cpp: C++-loop benchmarks
 void bind_cuda(py::module_& m);          // csrc/bindings/bind_cuda.cpp: torch/DLPack interop
-void bind_metal_source(py::module_& m);  // csrc/metal/bind_msl_source.cpp: assembled MSL
+void bind_metal_source(py::module_& m);  // csrc/bindings/bind_msl_source.cpp: assembled MSL
+
+// ---- the GIL and interpreter shutdown ---------------------------------------------------
+// A thread that blocks with the GIL released (a daemon thread in reader.next(), say) may wake
+// while the interpreter is finalising. Taking the GIL then makes CPython end the thread with a
+// forced unwind, which std::terminate()s as soon as it meets a noexcept frame (every
+// destructor, gil_scoped_release's included): the process aborted at exit. Such a thread
+// instead never returns to Python: it parks until the process exits, as CPython 3.14 does.
+
+inline bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
+[[noreturn]] inline void park_until_exit() {
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
+// py::gil_scoped_release that never re-takes the GIL while the interpreter is finalising.
+class ReleaseGil {
+ public:
+  ReleaseGil() { release_.emplace(); }
+  ~ReleaseGil() {
+    if (interpreter_finalizing()) park_until_exit();
+    release_.reset();
+  }
+  ReleaseGil(const ReleaseGil&) = delete;
+  ReleaseGil& operator=(const ReleaseGil&) = delete;
+
+ private:
+  std::optional<py::gil_scoped_release> release_;
+};
+
+// Runs `fn` with the GIL held from a thread that does not hold it (a device or completion
+// thread), unless the interpreter is finalising: then `fn` is skipped (returns false).
+template <class Fn>
+bool with_gil(Fn&& fn) {
+  if (interpreter_finalizing()) return false;
+  py::gil_scoped_acquire gil;
+  fn();
+  return true;
+}
 
 // A callable for blocking waits, run with the GIL released: it briefly takes the GIL to run
 // Python's signal handlers, so Ctrl-C stops a wait. True means a handler raised (the Python
 // error stays set for the caller to re-raise).
 inline std::function<bool()> python_interrupt_check() {
   return [] {
+    if (interpreter_finalizing()) park_until_exit();
     py::gil_scoped_acquire gil;
     return PyErr_CheckSignals() != 0;
   };
 }
 
-// Seconds from a Python timeout argument: None means wait forever (-1).
-inline double timeout_seconds(const std::optional<double>& timeout, const char* where) {
-  if (!timeout) return -1.0;
-  if (!(*timeout >= 0.0)) {  // also rejects NaN
-    throw py::value_error(std::string(where) + ": timeout must be >= 0 seconds or None, got " +
-                          std::to_string(*timeout));
+// ---- argument checks: one clear line instead of pybind11's "incompatible arguments" -------
+
+// Seconds from a Python timeout argument: None or +inf means wait forever (-1). Negative or
+// NaN values are refused; huge ones wait forever too (fc::deadline_after clamps them).
+inline double timeout_seconds(const py::object& timeout, const char* where) {
+  if (timeout.is_none()) return -1.0;
+  if (PyBool_Check(timeout.ptr()) ||
+      !(PyFloat_Check(timeout.ptr()) || PyIndex_Check(timeout.ptr()))) {
+    throw py::type_error(std::string(where) + ": timeout must be a number of seconds or None, "
+                         "got " + std::string(py::str(py::type::of(timeout).attr("__name__"))));
   }
-  return *timeout;
+  const double t = timeout.cast<double>();
+  if (!(t >= 0.0)) {  // also rejects NaN
+    throw py::value_error(std::string(where) + ": timeout must be >= 0 seconds or None, got " +
+                          std::string(py::str(py::repr(timeout))));
+  }
+  return std::isinf(t) ? -1.0 : t;
+}
+
+// An integer argument in [0, max]: TypeError for anything that is not an int (a float, a
+// str, None, a bool), ValueError naming the argument and the range otherwise.
+inline uint64_t checked_uint(const py::handle& value, const char* what, uint64_t max) {
+  if (value.is_none() || PyBool_Check(value.ptr()) || !PyIndex_Check(value.ptr())) {
+    throw py::type_error(std::string(what) + " must be an int, got " +
+                         std::string(py::str(py::type::of(value).attr("__name__"))) + " " +
+                         std::string(py::str(py::repr(value))));
+  }
+  py::int_ number = py::reinterpret_steal<py::int_>(PyNumber_Index(value.ptr()));
+  if (!number) throw py::error_already_set();
+  const bool negative = number < py::int_(0);
+  if (negative || number > py::int_(max)) {
+    throw py::value_error(std::string(what) + " must be between 0 and " + std::to_string(max) +
+                          ", got " + std::string(py::str(number)));
+  }
+  return number.cast<uint64_t>();
+}
+
+inline uint32_t checked_u32(const py::handle& value, const char* what) {
+  return static_cast<uint32_t>(checked_uint(value, what, 0xFFFFFFFFull));
 }
 
 }  // namespace fc::bind

@@ -33,7 +33,7 @@ void bind_cuda(py::module_& m) {
          uint32_t step_ns, uint32_t window) {
         cuda::DecodeBenchResult r;
         {
-          py::gil_scoped_release nogil;
+          ReleaseGil nogil;
           r = cuda::bench_decode(device, variant, steps, step_ns, window);
         }
         py::dict d;
@@ -52,7 +52,7 @@ void bind_cuda(py::module_& m) {
       [](const std::shared_ptr<Device>& device, uint32_t iterations) {
         cuda::PingPongResult r;
         {
-          py::gil_scoped_release nogil;
+          ReleaseGil nogil;
           r = cuda::bench_ping_pong(device, iterations);
         }
         py::dict d;
@@ -67,7 +67,7 @@ void bind_cuda(py::module_& m) {
       [](const std::shared_ptr<Device>& device, uint32_t pushes) {
         cuda::PushCostResult r;
         {
-          py::gil_scoped_release nogil;
+          ReleaseGil nogil;
           r = cuda::bench_push_cost(device, pushes);
         }
         py::dict d;

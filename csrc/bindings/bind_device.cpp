@@ -12,11 +12,11 @@ Storage parse_storage(const std::string& s) {
   throw py::value_error("storage must be 'shared' or 'private', got '" + s + "'");
 }
 
-// A Python callable that may be destroyed on a device thread: take the GIL to drop it.
+// A Python callable that may be destroyed on a device thread: take the GIL to drop it (or,
+// while the interpreter is finalising, leak it: the GIL can no longer be taken safely).
 std::shared_ptr<py::function> hold_callable(py::function fn) {
   return std::shared_ptr<py::function>(new py::function(std::move(fn)), [](py::function* f) {
-    py::gil_scoped_acquire gil;
-    delete f;
+    with_gil([f] { delete f; });
   });
 }
 
@@ -43,18 +43,25 @@ Raises BackendUnavailableError with the reason when the backend cannot run here.
       .def_property_readonly("closed", &Device::closed)
       .def(
           "buffer",
-          [](Device& d, size_t nbytes, const std::string& storage) {
-            if (nbytes == 0) throw py::value_error("buffer(): nbytes must be at least 1");
-            return d.new_buffer(nbytes, parse_storage(storage));
+          [](Device& d, const py::object& nbytes, const std::string& storage) {
+            uint64_t n = checked_uint(nbytes, "buffer(nbytes)", uint64_t{1} << 40);
+            if (n == 0) throw py::value_error("buffer(nbytes): nbytes must be at least 1");
+            return d.new_buffer(static_cast<size_t>(n), parse_storage(storage));
           },
           py::arg("nbytes"), py::arg("storage") = "shared",
           "Allocates a buffer; 'shared' memory is visible to the device and the CPU.")
       .def("new_queue", &Device::new_queue, "A new in-order command queue.")
-      .def("close", &Device::close, py::call_guard<py::gil_scoped_release>(),
-           "Stops the device. Work not yet started fails; later use raises DeviceClosedError.")
+      .def(
+          "close",
+          [](Device& d) {
+            ReleaseGil nogil;
+            d.close();
+          },
+          "Stops the device. On 'cpu' the running command buffer stops at its next dispatch "
+          "and fails, as does queued work; later use raises DeviceClosedError.")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](Device& d, py::args) {
-        py::gil_scoped_release nogil;
+        ReleaseGil nogil;
         d.close();
       })
       .def("__repr__", [](const Device& d) {
@@ -94,30 +101,40 @@ captured once and relaunched). Make one with CommandBuffer.to_window().)doc")
 Records kernel dispatches; committed once; runs asynchronously after every earlier command
 buffer of its queue.)doc")
       .def(
-          "channel_init",
-          [](CommandBuffer& cb, ChannelU32& ch, bool zero) { ch.encode_init(cb, zero); },
-          py::arg("channel"), py::arg("zero") = false,
-          "Encodes channel_u32_init: the channel's header to empty (and its ring to zero).")
+          "channel_init", [](CommandBuffer& cb, ChannelU32& ch) { ch.encode_init(cb); },
+          py::arg("channel"),
+          "Encodes channel_u32_init: the channel's header to empty, every ring slot reset, and "
+          "a new epoch (a reader attached to the previous run raises ChannelError once).")
       .def(
           "channel_push",
-          [](CommandBuffer& cb, ChannelU32& ch, uint32_t value) { ch.encode_push(cb, value); },
-          py::arg("channel"), py::arg("value"), "Encodes a push of an immediate u32 value.")
-      .def(
-          "channel_push",
-          [](CommandBuffer& cb, ChannelU32& ch, const std::shared_ptr<Buffer>& source,
-             uint32_t count, uint32_t stride, uint32_t offset,
+          [](CommandBuffer& cb, ChannelU32& ch, const py::object& value, const py::object& count,
+             const py::object& stride, const py::object& offset,
              const std::shared_ptr<Buffer>& stop_flag) {
-            ch.encode_push_from(cb, source, count, stride, offset, stop_flag);
+            if (py::isinstance<Buffer>(value)) {
+              ch.encode_push_from(cb, value.cast<std::shared_ptr<Buffer>>(),
+                                  checked_u32(count, "channel_push(count)"),
+                                  checked_u32(stride, "channel_push(stride)"),
+                                  checked_u32(offset, "channel_push(offset)"), stop_flag);
+              return;
+            }
+            if (stop_flag || !count.equal(py::int_(1)) || !stride.equal(py::int_(1)) ||
+                !offset.equal(py::int_(0))) {
+              throw py::type_error("channel_push(value): count, stride, offset and stop_flag "
+                                   "apply to a push from a Buffer, not to an immediate value");
+            }
+            ch.encode_push(cb, checked_u32(value, "channel_push(value)"));
           },
           py::arg("channel"), py::arg("value"), py::arg("count") = 1, py::arg("stride") = 1,
           py::arg("offset") = 0, py::arg("stop_flag") = nullptr,
-          "Encodes a push of `count` u32 words read on the device from a buffer that an "
-          "earlier kernel of this command buffer wrote (word `offset`, then every `stride`). With "
-          "`stop_flag` (a u32 buffer), the push is skipped on the device once stop_flag[0] != 0.")
+          "Encodes a push. `value` is an immediate u32, or a Buffer: then `count` u32 words read "
+          "on the device from it (an earlier kernel of this command buffer wrote them; word "
+          "`offset`, then every `stride`). With `stop_flag` (a u32 buffer), the push is skipped "
+          "on the device once stop_flag[0] != 0.")
       .def(
           "channel_push_sequence",
-          [](CommandBuffer& cb, ChannelU32& ch, uint32_t start, uint32_t count) {
-            ch.encode_push_sequence(cb, start, count);
+          [](CommandBuffer& cb, ChannelU32& ch, const py::object& start, const py::object& count) {
+            ch.encode_push_sequence(cb, checked_u32(start, "channel_push_sequence(start)"),
+                                    checked_u32(count, "channel_push_sequence(count)"));
           },
           py::arg("channel"), py::arg("start"), py::arg("count"),
           "Encodes one kernel that pushes start..start+count-1, each published on its own.")
@@ -127,20 +144,29 @@ buffer of its queue.)doc")
       .def(
           "counter",
           [](CommandBuffer& cb, const std::shared_ptr<Buffer>& state,
-             const std::shared_ptr<Buffer>& out, uint32_t multiplier, uint32_t addend) {
+             const std::shared_ptr<Buffer>& out, const py::object& multiplier,
+             const py::object& addend) {
+            if (!state || !out) throw py::type_error("counter(): state and out must be Buffers");
             if (state->size_bytes() < 4 || out->size_bytes() < 4) {
               throw py::value_error("counter(): state and out must each hold at least one u32");
             }
-            cb.dispatch(KernelId::counter_u32, 1, {state, out}, {multiplier, addend});
+            cb.dispatch(KernelId::counter_u32, 1, {state, out},
+                        {checked_u32(multiplier, "counter(multiplier)"),
+                         checked_u32(addend, "counter(addend)")});
           },
           py::arg("state"), py::arg("out"), py::arg("multiplier") = 1, py::arg("addend") = 0,
           "Encodes counter_u32: out[0] = state[0] * multiplier + addend; state[0] += 1, on the "
           "device.")
       .def(
           "dispatch",
-          [](CommandBuffer& cb, const std::string& kernel, uint32_t grid,
-             const std::vector<std::shared_ptr<Buffer>>& buffers,
-             const std::vector<uint32_t>& scalars) {
+          [](CommandBuffer& cb, const std::string& kernel, const py::object& grid_arg,
+             const std::vector<std::shared_ptr<Buffer>>& buffers, const py::sequence& scalar_args) {
+            const uint32_t grid = checked_u32(grid_arg, "dispatch(grid)");
+            std::vector<uint32_t> scalars;
+            for (size_t i = 0; i < scalar_args.size(); ++i) {
+              const std::string what = "dispatch(scalars[" + std::to_string(i) + "])";
+              scalars.push_back(checked_u32(scalar_args[i], what.c_str()));
+            }
             KernelId id = kernel_by_name(kernel.c_str());
             if (id == KernelId::count_) throw py::value_error("unknown kernel '" + kernel + "'");
             if (buffers.size() > kBufferSlots || scalars.size() > kScalarSlots) {
@@ -160,10 +186,10 @@ buffer of its queue.)doc")
            "A Window holding a copy of the recorded dispatches, for Queue.replay().")
       .def(
           "wait_until_completed",
-          [](CommandBuffer& cb, std::optional<double> timeout) {
+          [](CommandBuffer& cb, const py::object& timeout) {
             double t = timeout_seconds(timeout, "wait_until_completed");
             auto check = python_interrupt_check();
-            py::gil_scoped_release nogil;
+            ReleaseGil nogil;
             return cb.wait_until_completed(t, check);
           },
           py::arg("timeout") = py::none(),
@@ -174,12 +200,13 @@ buffer of its queue.)doc")
           [](CommandBuffer& cb, py::function fn) {
             auto held = hold_callable(std::move(fn));
             cb.add_completed_handler([held](CommandBuffer& done) {
-              py::gil_scoped_acquire gil;
-              try {
-                (*held)(done.shared_from_this());
-              } catch (py::error_already_set& e) {
-                e.discard_as_unraisable("foundry_channels completed handler");
-              }
+              with_gil([&] {
+                try {
+                  (*held)(done.shared_from_this());
+                } catch (py::error_already_set& e) {
+                  e.discard_as_unraisable("foundry_channels completed handler");
+                }
+              });
             });
           },
           py::arg("handler"),

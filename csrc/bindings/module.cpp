@@ -29,6 +29,7 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<CommandBufferError>(m, "CommandBufferError", base_error);
   py::register_exception<DeviceError>(m, "DeviceError", base_error);
   py::register_exception<ChannelError>(m, "ChannelError", base_error);
+  py::register_exception<ConcurrentUseError>(m, "ConcurrentUseError", base_error);
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

@@ -1,6 +1,9 @@
 #include "channel/channel.hpp"
 
+#include <cstring>
 #include <string>
+
+#include "channel/reader.hpp"
 
 namespace fc {
 
@@ -25,14 +28,41 @@ ChannelU32::ChannelU32(std::shared_ptr<Device> device, uint64_t capacity)
   data_ = device_->new_buffer(size_t{capacity_} * layout::kSlotWords * sizeof(uint32_t),
                               Storage::Shared);
   cursor_ = device_->new_buffer(layout::kCursorWords * sizeof(uint32_t), Storage::Private);
+  // Epoch 0, no magic: init's kernel counts epochs from here. (Every backend zeroes new
+  // buffers today; the channel does not rely on it for the words it reads.)
+  std::memset(header_words(), 0, layout::kHeaderWords * sizeof(uint32_t));
 }
 
-void ChannelU32::encode_init(CommandBuffer& cb, bool /*zero_data*/) {
-  // Every slot is reset (value 0, a tag no item of that slot has) whatever `zero_data` says:
-  // the tags must be reset for the self-validating slots to mean anything after a re-init.
+void ChannelU32::encode_init(CommandBuffer& cb) {
+  // Every slot is reset (value 0, a tag no item of that slot has): the tags must be reset for
+  // the self-validating slots to mean anything after a re-init.
   cb.dispatch(KernelId::channel_u32_init, capacity_,
               {header_, data_, nullptr, nullptr, nullptr, cursor_}, {capacity_});
-  init_encoded_.store(true, std::memory_order_release);
+  inits_encoded_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+std::shared_ptr<ChannelU32Reader> ChannelU32::reader() {
+  device_->check_usable("get a channel's reader");
+  std::lock_guard lock(reader_mutex_);
+  if (auto live = reader_.lock()) return live;
+  auto fresh = std::make_shared<ChannelU32Reader>(shared_from_this(), ChannelU32Reader::Key{});
+  reader_ = fresh;
+  return fresh;
+}
+
+ChannelU32::ConsumerPosition ChannelU32::consumer_position() const {
+  std::lock_guard lock(reader_mutex_);
+  return position_;
+}
+
+void ChannelU32::save_consumer_position(const ConsumerPosition& position) {
+  std::lock_guard lock(reader_mutex_);
+  position_ = position;
+}
+
+void ChannelU32::forget_reader(const ChannelU32Reader* reader) {
+  std::lock_guard lock(reader_mutex_);
+  if (reader_.lock().get() == reader) reader_.reset();
 }
 
 void ChannelU32::encode_push(CommandBuffer& cb, uint32_t value) {

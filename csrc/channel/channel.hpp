@@ -3,13 +3,16 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 
 #include "channel/layout.hpp"
 #include "device/device.hpp"
 
 namespace fc {
 
-class ChannelU32 {
+class ChannelU32Reader;
+
+class ChannelU32 : public std::enable_shared_from_this<ChannelU32> {
  public:
   // Allocates the header and ring (shared) and the producer cursor (device-local). The
   // channel is not usable until a channel_u32_init dispatch has run (encode_init).
@@ -25,13 +28,13 @@ class ChannelU32 {
   uint32_t* header_words() const { return static_cast<uint32_t*>(header_->host_ptr()); }
   // The ring's slots: 2 * capacity words, slot s = (value, tag) at words 2s, 2s + 1.
   uint32_t* ring_words() const { return static_cast<uint32_t*>(data_->host_ptr()); }
-  // True once encode_init was called: a reader that finds no magic yet then waits for the
-  // device instead of reporting "never initialised".
-  bool init_encoded() const { return init_encoded_.load(std::memory_order_acquire); }
+  // How many inits were encoded so far. The device's EPOCH word reaches this number once they
+  // all ran: a reader made now waits for that epoch instead of reading the previous run.
+  uint32_t inits_encoded() const { return inits_encoded_.load(std::memory_order_acquire); }
+  bool init_encoded() const { return inits_encoded() != 0; }
 
-  // Resets the header and every slot (the ring is always zeroed: `zero_data` is kept for
-  // compatibility and has no effect).
-  void encode_init(CommandBuffer& cb, bool zero_data);
+  // Resets the header and every slot and starts a new epoch.
+  void encode_init(CommandBuffer& cb);
   void encode_push(CommandBuffer& cb, uint32_t value);
   // Pushes `count` values read on the device from `source` (written by an earlier kernel of
   // the same command buffer): word offset `offset_words`, then every `stride_words` words.
@@ -42,13 +45,31 @@ class ChannelU32 {
   void encode_push_sequence(CommandBuffer& cb, uint32_t start, uint32_t count);
   void encode_close(CommandBuffer& cb);
 
+  // The channel's one consumer: the live reader if there is one, else a new reader that
+  // continues where the last one stopped (single consumer per channel, not per reader object).
+  std::shared_ptr<ChannelU32Reader> reader();
+
+  // Where the last reader stopped, so the next one continues there (same epoch only).
+  struct ConsumerPosition {
+    uint32_t epoch = 0;
+    uint64_t index = 0;
+    bool valid = false;
+  };
+  ConsumerPosition consumer_position() const;
+  void save_consumer_position(const ConsumerPosition& position);
+  // Called by a reader that closes, so that reader() makes a fresh one.
+  void forget_reader(const ChannelU32Reader* reader);
+
  private:
   std::shared_ptr<Device> device_;
   uint32_t capacity_;
   std::shared_ptr<Buffer> header_;
   std::shared_ptr<Buffer> data_;
   std::shared_ptr<Buffer> cursor_;
-  std::atomic<bool> init_encoded_{false};
+  std::atomic<uint32_t> inits_encoded_{0};
+  mutable std::mutex reader_mutex_;
+  std::weak_ptr<ChannelU32Reader> reader_;  // weak: the reader holds the channel
+  ConsumerPosition position_;
 };
 
 // Validates a capacity and returns it as u32 (std::invalid_argument naming the rule broken).

@@ -7,13 +7,21 @@
 //   data    u32[2 * capacity]   the ring: slot s = words [2s, 2s+1] = (value, tag), written as
 //                               one naturally aligned 8-byte store; item i lives in slot
 //                               i & (capacity - 1) with tag i + 1 (see "Slots" below)
-//   cursor  u32[kCursorWords]   the producer's own write cursor, in device-local memory where
-//                               the backend has it, so a push never reads host memory across
-//                               the bus (a PCIe read costs ~1 us on the GPU timeline)
+//   cursor  u32[kCursorWords]   the producer's own 64-bit write count ([0] low, [1] high), in
+//                               device-local memory where the backend has it, so a push never
+//                               reads host memory across the bus (a PCIe read costs ~1 us on
+//                               the GPU timeline)
 //
-// All indices are free-running u32; differences are taken modulo 2^32. Capacity is a power
-// of two so that the slot of an index is a mask, and at most kMaxCapacity so that "how far
-// behind is the reader" never exceeds 2^31 and stays unambiguous.
+// Item indices are 64-bit counts. write_idx (word 0, the plan's v1 ABI) is their low 32 bits;
+// the reader uses the full count (words 6-7, one 8-byte store), so how far behind a reader is
+// stays exact however many items it missed. Slot tags are the low 32 bits of index + 1.
+// Capacity is a power of two so that the slot of an index is a mask.
+//
+// Epochs: every channel_u32_init increments EPOCH (word 4). A reader remembers the epoch it
+// attached in and checks it after every copy, so a re-initialisation under a live reader is
+// always reported (ChannelError), never read as new items of the old run.
+//
+// The full protocol (memory orders per backend, laps, re-init) is docs/protocol.md.
 //
 // Slots (DESIGN.md "self-validating slots", the NCCL LL / MSCCL++ FIFO design): the value
 // and its tag travel in one 8-byte store, so a reader that sees tag i + 1 in slot
@@ -35,10 +43,11 @@
   X(READ_IDX,      1, "reader",   "monotonic count of items consumed or skipped by the CPU")  \
   X(CAPACITY,      2, "init",     "ring capacity in items (power of two)")                    \
   X(FLAGS,         3, "producer", "bit 0: closed (no more items will be pushed)")             \
-  X(RESERVED4,     4, "-",        "reserved, zero")                                           \
+  X(EPOCH,         4, "init",     "count of channel_u32_init runs (re-init detection)")      \
   X(MAGIC,         5, "init",     "0x46434831 once init has run; anything else: not ready")   \
-  X(RESERVED6,     6, "-",        "reserved, zero")                                           \
-  X(RESERVED7,     7, "-",        "reserved, zero")
+  X(WRITE_COUNT_LO, 6, "producer", "64-bit count of items published, low word (one 8-byte " \
+                                  "store with word 7)")                                       \
+  X(WRITE_COUNT_HI, 7, "producer", "64-bit count of items published, high word")
 
 namespace fc::layout {
 
@@ -47,20 +56,22 @@ FC_CHANNEL_HEADER_WORDS(FC_DECLARE_WORD)
 #undef FC_DECLARE_WORD
 
 inline constexpr uint32_t kHeaderWords = 8;
-inline constexpr uint32_t kCursorWords = 4;  // [0] write cursor; rest reserved
+inline constexpr uint32_t kCursorWords = 4;  // [0..1] 64-bit write count; rest reserved
 inline constexpr uint32_t kSlotWords = 2;    // (value, tag) per ring slot
 inline constexpr uint32_t kMagic = 0x46434831u;  // "FCH1"
 inline constexpr uint32_t kFlagClosed = 1u;
 inline constexpr uint32_t kMinCapacity = 1u;
-inline constexpr uint32_t kMaxCapacity = 1u << 26;  // 64 Mi items, 256 MiB of ring
+inline constexpr uint32_t kMaxCapacity = 1u << 26;  // 64 Mi items: 512 MiB of 8-byte slots
 
 // The plan's v1 ABI fixes the first four words; everything else extends after word 3.
 static_assert(kWRITE_IDX == 0 && kREAD_IDX == 1 && kCAPACITY == 2 && kFLAGS == 3,
               "words 0..3 are the plan's v1 ABI and may not move");
 static_assert(kMAGIC > kFLAGS, "extensions go after word 3");
-static_assert(kRESERVED7 + 1 == kHeaderWords, "every header word is in the table");
+static_assert(kWRITE_COUNT_HI + 1 == kHeaderWords, "every header word is in the table");
+static_assert(kWRITE_COUNT_LO % 2 == 0 && kWRITE_COUNT_HI == kWRITE_COUNT_LO + 1,
+              "the 64-bit write count is one naturally aligned 8-byte word pair");
 static_assert(kHeaderWords * sizeof(uint32_t) == 32, "the header is one 32-byte block");
-static_assert(kMaxCapacity <= (1u << 31), "reader distance must stay below 2^31");
+static_assert(kMaxCapacity <= (1u << 31), "a slot tag must tell a lap from a late item");
 
 constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 

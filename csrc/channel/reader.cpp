@@ -1,29 +1,37 @@
-// The CPU reader. Producer side: csrc/kernels/channel_kernels.inc; layout: layout.hpp.
+// The CPU reader. Producer side: csrc/kernels/channel_kernels.inc; layout: layout.hpp; the
+// protocol and why its memory orders are enough: docs/protocol.md.
 //
-// Self-validating slots (DESIGN.md option 2, the NCCL LL / MSCCL++ FIFO design): each slot
-// holds (value, tag) written by one 8-byte store, item i's tag being i + 1. For the next index
-// k the reader loads the slot's 8 bytes with one relaxed atomic load and
+// Self-validating slots (the NCCL LL / MSCCL++ FIFO design): each slot holds (value, tag)
+// written by one 8-byte store, item i's tag being the low 32 bits of i + 1. For the next
+// index k the reader loads the slot's 8 bytes with one relaxed atomic load and
 //   - tag == k + 1:                 the value is item k's, whole: deliver it;
 //   - tag newer than k + 1:         the producer lapped the reader: item k is gone, count it
 //                                   as dropped and go on with k + 1;
 //   - tag older (or init's tag):    item k is not visible yet: stop, try again later.
-// A torn read is impossible: value and tag come from one single-copy-atomic store, so a value
-// is only ever taken together with the tag that proves which item it is. No fence is needed
-// on either side for the items themselves; the memory orders used are:
-//   write_idx  acquire load: only a hint of how far to look (and when the reader is lapped by
-//              more than a ring, how many to skip at once: those items were overwritten).
-//   magic      acquire load, pairs with init's release store: the header words are set.
-//   flags      acquire load, pairs with close's release store: the write_idx loaded after it
-//              is the final count.
-//   read_idx   relaxed store: informational (drop-oldest never waits on the reader).
-// We chose this over the write-intent counter (option 1) because the producer then needs no
-// fence at all: on a GPU each system-scope fence costs ~0.6 us of the decode step.
+// A torn read is impossible: value and tag come from one single-copy-atomic store. The memory
+// orders used here:
+//   write count  8-byte acquire load: how far to look, and when the reader is lapped by more
+//                than a ring, how many to count as dropped at once (exact at any distance).
+//   magic        acquire load, pairs with init's release store: the header words are set.
+//   epoch        relaxed load after an acquire fence that follows the slot loads: init's
+//                fence orders a new epoch before every later slot store, so if any slot we
+//                copied came from a re-initialised run, the epoch we load afterwards is the
+//                new one and the copy is thrown away (ChannelError), never delivered.
+//   flags        acquire load, pairs with close's release store: the count loaded after it is
+//                final.
+//   read_idx     relaxed store: informational (drop-oldest never waits on the reader).
+// The tags are 32-bit: a slot is mistaken for item k only if the producer published 2^32 more
+// items between this reader's count load and its slot load (hours of pushing while one copy
+// of at most a ring's worth runs).
 #include "channel/reader.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
+
+#include "common/atomic_word.hpp"
+#include "device/deadline.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -35,31 +43,16 @@
 #endif
 
 namespace fc {
-namespace {
 
-inline uint32_t load_relaxed(const uint32_t* p) {
-  return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_relaxed);
-}
-inline uint32_t load_acquire(const uint32_t* p) {
-  return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_acquire);
-}
-inline uint64_t load_slot(const uint32_t* p) {  // (value, tag) as one 8-byte atomic load
-  return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(const_cast<uint32_t*>(p)))
-      .load(std::memory_order_relaxed);
-}
-inline void store_relaxed(uint32_t* p, uint32_t v) {
-  std::atomic_ref<uint32_t>(*p).store(v, std::memory_order_relaxed);
-}
-
-}  // namespace
+namespace aw = atomic_word;
 
 class ChannelU32Reader::Exclusive {
  public:
   explicit Exclusive(std::atomic_flag& flag) : flag_(flag) {
     if (flag_.test_and_set(std::memory_order_acquire)) {
-      throw std::runtime_error(
-          "ChannelU32Reader used from two threads at once: a reader is single-consumer; "
-          "give each thread its own channel or serialise the calls");
+      throw ConcurrentUseError(
+          "a channel's reader was used from two threads at once: a channel has a single "
+          "consumer; read it from one thread (or serialise the calls)");
     }
   }
   ~Exclusive() { flag_.clear(std::memory_order_release); }
@@ -68,70 +61,138 @@ class ChannelU32Reader::Exclusive {
   std::atomic_flag& flag_;
 };
 
-ChannelU32Reader::ChannelU32Reader(std::shared_ptr<ChannelU32> channel)
+ChannelU32Reader::ChannelU32Reader(std::shared_ptr<ChannelU32> channel, Key)
     : channel_(std::move(channel)),
       header_(channel_->header_words()),
       ring_(channel_->ring_words()),
       capacity_(channel_->capacity()),
-      mask_(channel_->capacity() - 1) {
+      mask_(channel_->capacity() - 1),
+      target_epoch_(channel_->inits_encoded()) {
   channel_->device()->check_usable("create a reader");
 }
 
-void ChannelU32Reader::check_usable() const { channel_->device()->check_usable("read a channel"); }
+ChannelU32Reader::~ChannelU32Reader() {
+  if (!closed_) channel_->save_consumer_position(current_position());
+}
+
+ChannelU32::ConsumerPosition ChannelU32Reader::current_position() const {
+  // Cached items were not delivered: the next reader gets them from the ring again.
+  return {epoch_, position(), attached_};
+}
+
+void ChannelU32Reader::close() {
+  Exclusive guard(busy_);
+  if (closed_) return;
+  closed_ = true;
+  channel_->save_consumer_position(current_position());
+  channel_->forget_reader(this);
+}
+
+void ChannelU32Reader::check_usable() const {
+  if (closed_) {
+    throw ChannelError("this reader was closed; get the channel's reader again with "
+                       "channel.reader()");
+  }
+  channel_->device()->check_usable("read a channel");
+}
 
 bool ChannelU32Reader::attach() {
   // Acquire pairs with init's release store of the magic: the other header words are set.
-  if (load_acquire(&header_[layout::kMAGIC]) != layout::kMagic) {
-    if (channel_->init_encoded()) return false;  // init is queued on the device: not yet
+  if (aw::load_acquire(&header_[layout::kMAGIC]) != layout::kMagic) {
+    if (target_epoch_ != 0) return false;  // init is queued on the device: not yet
     throw ChannelError(
         "the channel was never initialised: encode channel_init (CommandBuffer.channel_init) "
         "and commit it before reading");
   }
-  uint32_t header_capacity = load_relaxed(&header_[layout::kCAPACITY]);
+  const uint32_t epoch = aw::load_relaxed(&header_[layout::kEPOCH]);
+  // The header still shows an earlier run: the init encoded before this reader was made (the
+  // one it must read after) has not run yet.
+  if (static_cast<int32_t>(epoch - target_epoch_) < 0) return false;
+  const uint32_t header_capacity = aw::load_relaxed(&header_[layout::kCAPACITY]);
   if (header_capacity != capacity_) {
     throw ChannelError("channel header says capacity " + std::to_string(header_capacity) +
                        " but the ring was allocated for " + std::to_string(capacity_) +
                        ": the header was overwritten by something other than channel_init");
   }
-  cursor_ = load_relaxed(&header_[layout::kREAD_IDX]);
+  const auto saved = channel_->consumer_position();
+  epoch_ = epoch;
+  cursor_ = (saved.valid && saved.epoch == epoch) ? saved.index : 0;
   attached_ = true;
   return true;
+}
+
+uint64_t ChannelU32Reader::write_count() const {
+  return aw::load_pair_acquire(&header_[layout::kWRITE_COUNT_LO]);
+}
+
+void ChannelU32Reader::check_epoch() {
+  // The acquire fence orders the slot and count loads before this load (see the top).
+  aw::fence_acquire();
+  const uint32_t now = aw::load_relaxed(&header_[layout::kEPOCH]);
+  if (now == epoch_) return;
+  const uint32_t was = epoch_;
+  const uint64_t at = position();
+  // Raise once, then follow the newest run: the next read attaches to the epoch of the last
+  // init encoded by then, from its first item.
+  attached_ = false;
+  cache_pos_ = cache_len_ = 0;
+  target_epoch_ = channel_->inits_encoded();
+  throw ChannelError("the channel was re-initialised (channel_init ran again: epoch " +
+                     std::to_string(was) + " -> " + std::to_string(now) +
+                     ") while this reader was reading it at item " + std::to_string(at) +
+                     "; the old run's unread items are gone. The next read follows the new run");
 }
 
 size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consumed) {
   consumed = 0;
   if (!attached_ && !attach()) return 0;
-  const uint32_t w = load_acquire(&header_[layout::kWRITE_IDX]);
-  uint32_t avail = w - cursor_;
-  if (avail > (1u << 31)) {
-    throw ChannelError("write_idx moved backwards (from at least " + std::to_string(cursor_) +
-                       " to " + std::to_string(w) +
-                       "): the channel was re-initialised while this reader was attached");
+  const uint64_t w = write_count();
+  if (w < cursor_) {
+    check_epoch();  // a count below ours: only a re-init can do that
+    throw ChannelError("the channel's write count went back from " + std::to_string(cursor_) +
+                       " to " + std::to_string(w) + " within one epoch: the header was "
+                       "overwritten by something other than the channel's kernels");
   }
+  uint64_t start = cursor_;
+  uint64_t lapped = 0;
+  uint64_t avail = w - cursor_;
   if (avail > capacity_) {  // lapped by more than a ring: those items were overwritten
-    dropped_ += avail - capacity_;
-    cursor_ = w - capacity_;
+    lapped = avail - capacity_;
+    start = w - capacity_;
     avail = capacity_;
   }
   size_t kept = 0;
-  size_t k = 0;
+  uint64_t overwritten = 0;
+  uint64_t k = 0;
   for (; k < avail && kept < max; ++k) {
-    const uint32_t index = cursor_ + static_cast<uint32_t>(k);
-    const uint64_t slot = load_slot(&ring_[2 * (index & mask_)]);
+    const uint64_t index = start + k;
+    const uint64_t slot = aw::load_pair_relaxed(&ring_[2 * (index & mask_)]);
     const uint32_t tag = static_cast<uint32_t>(slot >> 32);
-    const uint32_t expected = index + 1;
+    const uint32_t expected = static_cast<uint32_t>(index + 1);
     if (tag == expected) {
       out[kept++] = static_cast<uint32_t>(slot);
     } else if (static_cast<int32_t>(tag - expected) > 0) {
-      ++dropped_;  // overwritten by a later item before we got to it
+      ++overwritten;  // overwritten by a later item before we got to it
     } else {
       break;  // not visible yet
     }
   }
-  cursor_ += static_cast<uint32_t>(k);
-  consumed = k;
-  if (k) store_relaxed(&header_[layout::kREAD_IDX], cursor_);
+  check_epoch();  // before anything copied counts: a re-init throws it all away
+  cursor_ = start + k;
+  dropped_ += lapped + overwritten;
+  consumed = static_cast<size_t>(lapped + k);
+  if (consumed) aw::store_relaxed(&header_[layout::kREAD_IDX], static_cast<uint32_t>(cursor_));
   return kept;
+}
+
+size_t ChannelU32Reader::fill_cache() {
+  if (cache_pos_ != cache_len_) return cache_len_ - cache_pos_;
+  cache_pos_ = cache_len_ = 0;
+  size_t consumed = 0;
+  do {
+    cache_len_ = copy_from_ring(cache_.data(), kCacheItems, consumed);
+  } while (cache_len_ == 0 && consumed != 0);  // a whole batch was overwritten: go again
+  return cache_len_;
 }
 
 size_t ChannelU32Reader::drain_into(uint32_t* out, size_t capacity) {
@@ -155,21 +216,31 @@ size_t ChannelU32Reader::drain_into(uint32_t* out, size_t capacity) {
 std::optional<uint32_t> ChannelU32Reader::try_next() {
   Exclusive guard(busy_);
   check_usable();
-  if (cache_pos_ == cache_len_) {
-    cache_pos_ = 0;
-    size_t consumed = 0;
-    do {
-      cache_len_ = copy_from_ring(cache_.data(), kCacheItems, consumed);
-    } while (cache_len_ == 0 && consumed != 0);  // a whole batch was overwritten: go again
-    if (cache_len_ == 0) return std::nullopt;
-  }
+  if (fill_cache() == 0) return std::nullopt;
   ++delivered_;
   return cache_[cache_pos_++];
 }
 
-bool ChannelU32Reader::channel_closed() const {
-  // Acquire pairs with the close kernel's release store: write_idx loaded after this is final.
-  return (load_acquire(&header_[layout::kFLAGS]) & layout::kFlagClosed) != 0;
+uint64_t ChannelU32Reader::skip_to_end() {
+  Exclusive guard(busy_);
+  check_usable();
+  uint64_t skipped = cache_len_ - cache_pos_;
+  cache_pos_ = cache_len_ = 0;
+  if (!attached_ && !attach()) return skipped;
+  const uint64_t w = write_count();
+  check_epoch();
+  if (w > cursor_) skipped += w - cursor_;
+  cursor_ = std::max(cursor_, w);
+  aw::store_relaxed(&header_[layout::kREAD_IDX], static_cast<uint32_t>(cursor_));
+  return skipped;
+}
+
+bool ChannelU32Reader::closed_and_drained() {
+  if (cache_pos_ != cache_len_) return false;
+  if (!attached_ && !attach()) return false;
+  // Acquire pairs with the close kernel's release store: the count loaded after it is final.
+  if ((aw::load_acquire(&header_[layout::kFLAGS]) & layout::kFlagClosed) == 0) return false;
+  return write_count() == cursor_;
 }
 
 uint64_t ChannelU32Reader::available() {
@@ -177,29 +248,22 @@ uint64_t ChannelU32Reader::available() {
   check_usable();
   uint64_t cached = cache_len_ - cache_pos_;
   if (!attached_ && !attach()) return cached;
-  // A hint: counts published items whose slot may not be visible yet (try_next may still
-  // return None right after), and items that will turn out to be dropped.
-  uint32_t ahead = load_acquire(&header_[layout::kWRITE_IDX]) - cursor_;
-  return cached + std::min(ahead, capacity_);
+  const uint64_t ahead = write_count() - cursor_;
+  return cached + std::min<uint64_t>(ahead, capacity_);
 }
 
 bool ChannelU32Reader::exhausted() {
   Exclusive guard(busy_);
   check_usable();
-  if (cache_pos_ != cache_len_) return false;
-  if (!attached_ && !attach()) return false;
-  if (!channel_closed()) return false;
-  return load_acquire(&header_[layout::kWRITE_IDX]) == cursor_;
+  return closed_and_drained();
 }
 
 WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted,
                                   const CommandBuffer* until) {
+  Exclusive guard(busy_);  // one waiter: a second thread's read would race the cache refill
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  const auto deadline =
-      timeout_s < 0 ? clock::time_point::max()
-                    : start + std::chrono::duration_cast<clock::duration>(
-                                  std::chrono::duration<double>(timeout_s));
+  const auto deadline = deadline_after(timeout_s);
   // Back-off: ~2k pause spins (a few microseconds: catches a device that is about to push),
   // then yields for ~50 us, then sleeps doubling from 20 us to 1 ms. An idle reader then
   // wakes at most ~1000 times a second.
@@ -207,8 +271,11 @@ WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>&
   auto sleep = std::chrono::microseconds(20);
   auto last_interrupt_check = start;
   for (;;) {
-    if (available() > 0) return WaitResult::Ready;
-    if (exhausted()) return WaitResult::Closed;
+    check_usable();
+    // Ready only when an item is really there: filling the read-ahead cache validates the next
+    // slot's tag (write_idx alone is a hint that can run ahead of the slots).
+    if (fill_cache() > 0) return WaitResult::Ready;
+    if (closed_and_drained()) return WaitResult::Closed;
     if (until) {
       auto s = until->status();
       if (s == CommandBufferStatus::Completed || s == CommandBufferStatus::Error) {

@@ -1,5 +1,6 @@
-// ChannelU32Reader: the CPU side of a device-to-host channel. Single consumer; lock-free
-// and allocation-free once constructed.
+// ChannelU32Reader: the CPU side of a device-to-host channel. Single consumer per channel
+// (ChannelU32::reader() hands out the channel's one reader); lock-free and allocation-free once
+// constructed. The protocol it implements is docs/protocol.md.
 #pragma once
 
 #include <array>
@@ -13,34 +14,48 @@
 
 namespace fc {
 
-// Ready: an item is readable. Closed: closed and drained. Timeout. Finished: the command
-// buffer given to wait() completed or failed (a runner's cue to retire a window).
+// Ready: an item is readable (the next read returns it). Closed: closed and drained.
+// Timeout. Finished: the command buffer given to wait() completed or failed (a runner's cue to
+// retire a window).
 enum class WaitResult { Ready, Closed, Timeout, Finished };
 
 class ChannelU32Reader {
  public:
-  explicit ChannelU32Reader(std::shared_ptr<ChannelU32> channel);
+  struct Key {};  // only ChannelU32::reader() constructs readers
+  ChannelU32Reader(std::shared_ptr<ChannelU32> channel, Key);
+  ~ChannelU32Reader();
+  ChannelU32Reader(const ChannelU32Reader&) = delete;
+  ChannelU32Reader& operator=(const ChannelU32Reader&) = delete;
 
   // Copies up to `capacity` available items into `out` and returns how many. Never blocks.
   size_t drain_into(uint32_t* out, size_t capacity);
   // The next item, or nullopt when none is available now.
   std::optional<uint32_t> try_next();
-  // Blocks until an item is available (Ready), the channel is closed and drained (Closed),
-  // or the timeout passes (Timeout; timeout_s < 0 waits forever). Spins briefly, then
-  // yields, then sleeps with a growing back-off so an idle wait does not burn a core.
-  // `interrupted` is polled about every millisecond once sleeping (Python: signal check);
-  // when it returns true the wait throws InterruptedError.
+  // Blocks until an item is readable (Ready: the next try_next/drain_into returns it), the
+  // channel is closed and drained (Closed), or the timeout passes (Timeout; timeout_s < 0 or
+  // infinite waits forever). Spins briefly, then yields, then sleeps with a growing back-off so
+  // an idle wait does not burn a core. `interrupted` is polled about every millisecond once
+  // sleeping (Python: signal check); when it returns true the wait throws InterruptedError.
   // With `until`, the wait also ends (Finished) when that command buffer completes or fails.
   WaitResult wait(double timeout_s, const std::function<bool()>& interrupted = {},
                   const CommandBuffer* until = nullptr);
+  // Moves past every item published so far in the current epoch without delivering them (not
+  // counted as dropped); returns how many. 0 while the awaited init has not run yet.
+  uint64_t skip_to_end();
+  // Ends this reader: later calls raise ChannelError, and ChannelU32::reader() makes a new one
+  // that continues at this reader's position. Idempotent.
+  void close();
+  bool closed() const { return closed_; }
 
   // Items skipped because the producer overwrote them before they were read.
   uint64_t dropped() const { return dropped_; }
   // Items handed to the caller so far.
   uint64_t delivered() const { return delivered_; }
-  // Index of the next item this reader will return (mod 2^32).
-  uint32_t position() const { return cursor_ - static_cast<uint32_t>(cache_len_ - cache_pos_); }
-  // Items readable now without blocking (including the reader's small read-ahead cache).
+  // Index (64-bit count in this epoch) of the next item this reader will return.
+  uint64_t position() const { return cursor_ - (cache_len_ - cache_pos_); }
+  // Items readable now without blocking (including the reader's small read-ahead cache): a
+  // hint, counting published items whose slot may not be visible yet and items that will turn
+  // out to be dropped.
   uint64_t available();
   // The producer marked the channel closed and every item was read or counted as dropped.
   bool exhausted();
@@ -50,21 +65,28 @@ class ChannelU32Reader {
   class Exclusive;  // guards against two threads using one reader at once
   // Returns the items kept; `consumed` is how many ring indices it moved past.
   size_t copy_from_ring(uint32_t* out, size_t max, size_t& consumed);
-  bool attach();  // false while the channel's init has not run yet
-  bool channel_closed() const;
+  size_t fill_cache();     // items in the read-ahead cache after refilling it if empty
+  bool attach();           // false while the awaited init has not run yet
+  uint64_t write_count() const;
+  void check_epoch();      // throws ChannelError once if the channel was re-initialised
+  bool closed_and_drained();
   void check_usable() const;
+  ChannelU32::ConsumerPosition current_position() const;
 
   std::shared_ptr<ChannelU32> channel_;
   uint32_t* header_;
   const uint32_t* ring_;
   uint32_t capacity_;
   uint32_t mask_;
+  uint32_t target_epoch_;  // inits encoded when this reader (re)started waiting
+  uint32_t epoch_ = 0;     // the epoch it is attached to
   bool attached_ = false;
-  uint32_t cursor_ = 0;  // next ring index to copy
+  bool closed_ = false;
+  uint64_t cursor_ = 0;  // next ring index to copy (64-bit count)
   uint64_t dropped_ = 0;
   uint64_t delivered_ = 0;
   std::atomic_flag busy_ = ATOMIC_FLAG_INIT;
-  // Read-ahead for try_next(): one ring copy serves many single-item reads.
+  // Read-ahead for try_next() and wait(): one ring copy serves many single-item reads.
   static constexpr size_t kCacheItems = 256;
   std::array<uint32_t, kCacheItems> cache_{};
   size_t cache_pos_ = 0;

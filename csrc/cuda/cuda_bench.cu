@@ -155,7 +155,7 @@ struct Bench {
   std::shared_ptr<ChannelU32> channel(uint32_t capacity) {
     auto ch = std::make_shared<ChannelU32>(device, capacity);
     auto cb = device->new_queue()->command_buffer();
-    ch->encode_init(*cb, false);
+    ch->encode_init(*cb);
     cb->commit();
     cb->wait_until_completed(30.0);
     return ch;
@@ -216,18 +216,18 @@ ClockFit calibrate(Bench& b, uint32_t n) {
 // Drains `channel` on its own thread until `steps` items were delivered or dropped, stamping
 // each item's arrival (items are step indices).
 struct DrainThread {
-  ChannelU32Reader reader;
+  std::shared_ptr<ChannelU32Reader> reader;
   std::vector<int64_t> arrival;
   bool in_order = true;
   std::atomic<bool> stop{false};
   std::thread thread;
   DrainThread(std::shared_ptr<ChannelU32> ch, uint32_t steps)
-      : reader(std::move(ch)), arrival(steps, -1), thread([this, steps] { run(steps); }) {}
+      : reader(ch->reader()), arrival(steps, -1), thread([this, steps] { run(steps); }) {}
   void run(uint32_t steps) {
     std::vector<uint32_t> buf(4096);
     int64_t expect = 0;
-    while (reader.delivered() + reader.dropped() < steps && !stop.load(std::memory_order_relaxed)) {
-      size_t n = reader.drain_into(buf.data(), buf.size());
+    while (reader->delivered() + reader->dropped() < steps && !stop.load(std::memory_order_relaxed)) {
+      size_t n = reader->drain_into(buf.data(), buf.size());
       if (n == 0) continue;
       int64_t t = now_ns();
       for (size_t j = 0; j < n; ++j) {
@@ -239,7 +239,7 @@ struct DrainThread {
     }
   }
   void join(int64_t deadline) {
-    while (thread.joinable() && reader.delivered() + reader.dropped() < arrival.size() &&
+    while (thread.joinable() && reader->delivered() + reader->dropped() < arrival.size() &&
            now_ns() < deadline) {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -364,8 +364,8 @@ DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std:
 
   if (streams) {
     ClockFit after = calibrate(b, 200);
-    r.delivered = drain->reader.delivered();
-    r.dropped = drain->reader.dropped();
+    r.delivered = drain->reader->delivered();
+    r.dropped = drain->reader->dropped();
     tokens_ok = drain->in_order && r.delivered == steps && r.dropped == 0;
     std::vector<u64> gpu(steps);
     check(cudaMemcpy(gpu.data(), stm, sizeof(u64) * steps, cudaMemcpyDeviceToHost), "stamps");
@@ -405,13 +405,13 @@ PingPongResult bench_ping_pong(const std::shared_ptr<Device>& device, uint32_t i
       static_cast<uint*>(ch->cursor_buffer()->device_ptr()), ch->capacity(),
       static_cast<uint*>(reply->device_ptr()), iterations, static_cast<uint*>(failed->device_ptr()));
   check(cudaGetLastError(), "launching ping_pong_channel");
-  ChannelU32Reader reader(ch);
+  auto reader = ch->reader();
   const int64_t deadline = now_ns() + 10'000'000'000;
   int64_t first = 0;
   bool ok = true;
   for (uint32_t i = 0; i < iterations && ok; ++i) {
     std::optional<uint32_t> v;
-    while (!(v = reader.try_next())) {
+    while (!(v = reader->try_next())) {
       if (now_ns() > deadline) { ok = false; break; }
     }
     if (!ok) break;

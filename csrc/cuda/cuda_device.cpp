@@ -109,11 +109,10 @@ CudaDevice::CudaDevice(int ordinal, const cudaDeviceProp& prop)
     : ordinal_(ordinal),
       name_(std::string(prop.name) + " (cuda:" + std::to_string(ordinal) + ", sm_" +
             std::to_string(prop.major) + std::to_string(prop.minor) + ")"),
-      thread_([this] { completion_loop(); }) {
+      completion_([this](Pending& p) { complete(p); }, [ordinal] { make_current(ordinal); }) {
   make_current(ordinal_);
   cudaError_t e = cudaStreamCreateWithFlags(&util_stream_, cudaStreamNonBlocking);
   if (e != cudaSuccess) {
-    stop_thread();
     throw BackendUnavailableError(error_text("cuda device: creating a stream failed", e));
   }
 }
@@ -192,32 +191,11 @@ void CudaDevice::release_event(cudaEvent_t e) {
 }
 
 void CudaDevice::track(std::shared_ptr<CommandBuffer> cb, cudaEvent_t event, std::string error) {
-  {
-    std::lock_guard lock(mutex_);
-    if (!stopping_) {
-      pending_.push_back(Pending{std::move(cb), event, std::move(error)});
-      cv_.notify_one();
-      return;
-    }
-  }
+  auto refused = completion_.push(Pending{std::move(cb), event, std::move(error)});
+  if (!refused) return;
   // close() raced with this commit: the work may run, but nobody will watch it.
   if (event) release_event(event);
-  cb->mark_failed("the device was closed while this command buffer was being committed");
-}
-
-void CudaDevice::completion_loop() {
-  make_current(ordinal_);
-  for (;;) {
-    Pending p;
-    {
-      std::unique_lock lock(mutex_);
-      cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty()) return;  // stopping and drained
-      p = std::move(pending_.front());
-      pending_.pop_front();
-    }
-    complete(p);
-  }
+  refused->cb->mark_failed("the device was closed while this command buffer was being committed");
 }
 
 void CudaDevice::complete(Pending& p) {
@@ -253,38 +231,18 @@ void CudaDevice::complete(Pending& p) {
 }
 
 void CudaDevice::stop_thread() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
+  // Give in-flight work a bounded time to finish, then abandon it (complete() stops polling)
+  // and fail what is left instead of hanging. On the completion thread itself (the last
+  // reference was dropped by a completion handler) nothing is pending: it just detaches.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto left = completion_.drain_then_stop([&] {
+    if (std::chrono::steady_clock::now() < deadline) return false;
+    abandon_.store(true, std::memory_order_release);
+    return true;
+  });
+  for (auto& p : left) {
+    p.cb->mark_failed("the device was closed while this command buffer was pending");
   }
-  cv_.notify_all();
-  if (!thread_.joinable()) return;
-  if (thread_.get_id() == std::this_thread::get_id()) {
-    // The last reference was dropped by a completion handler: we cannot join ourselves.
-    thread_.detach();
-    return;
-  }
-  // Give in-flight work a bounded time to finish, then fail what is left instead of hanging.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    {
-      std::lock_guard lock(mutex_);
-      if (pending_.empty()) break;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      abandon_.store(true, std::memory_order_release);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  thread_.join();
-  // Anything still queued after an abandon: fail it, never drop it silently.
-  std::deque<Pending> left;
-  {
-    std::lock_guard lock(mutex_);
-    left.swap(pending_);
-  }
-  for (auto& p : left) p.cb->mark_failed("the device was closed while this command buffer was pending");
 }
 
 void CudaDevice::shutdown() { stop_thread(); }

@@ -6,14 +6,12 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "device/device.hpp"
+#include "device/worker_thread.hpp"
 
 namespace fc::cuda {
 
@@ -50,7 +48,6 @@ class CudaDevice final : public Device {
     cudaEvent_t event;
     std::string error;
   };
-  void completion_loop();
   void complete(Pending& p);
   void release_event(cudaEvent_t e);
   void stop_thread();
@@ -59,14 +56,12 @@ class CudaDevice final : public Device {
   const std::string name_;
   cudaStream_t util_stream_ = nullptr;  // zero-fills new Private buffers
 
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<Pending> pending_;
-  bool stopping_ = false;
   std::atomic<bool> abandon_{false};  // shutdown gave up waiting for the GPU
   std::mutex events_mutex_;
   std::vector<cudaEvent_t> free_events_;
-  std::thread thread_;  // last member: starts after the rest is constructed
+  // The completion thread, in commit order. Last member: starts after the rest is constructed
+  // and stops before it is destroyed.
+  WorkerThread<Pending> completion_;
 };
 
 }  // namespace fc::cuda

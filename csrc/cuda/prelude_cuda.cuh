@@ -53,6 +53,9 @@ FC_FN void fc_release_store(uint* p, uint v) {
   asm volatile("st.release.sys.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
+// A running CUDA kernel cannot be cancelled from the host: long loops never stop early here.
+FC_FN bool fc_cancel_requested() { return false; }
+
 // A device fault on purpose (debug_trap): the launch fails with cudaErrorLaunchFailure and the
 // context is lost, which the backend reports as a sticky device fault.
 FC_FN void fc_trap() { __trap(); }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 
+#include "device/deadline.hpp"
 #include "device/device.hpp"
 
 namespace fc {
@@ -26,6 +27,9 @@ std::shared_ptr<Window> CommandBuffer::to_window() const {
   if (dispatches_.empty()) {
     throw CommandBufferError("to_window(): the command buffer recorded no dispatches");
   }
+  // retained_ lives as long as this command buffer (also after it ran), so a window made after
+  // completion keeps every buffer its dispatches point to alive.
+  std::lock_guard lock(mutex_);
   return std::make_shared<Window>(queue_, dispatches_, retained_);
 }
 
@@ -55,6 +59,7 @@ void CommandBuffer::dispatch(KernelId kernel, uint32_t grid,
                                   " belongs to another device");
     }
     d.buffers[i] = buffers[i]->device_ptr();
+    std::lock_guard lock(mutex_);
     retained_.push_back(buffers[i]);
   }
   dispatches_.push_back(d);
@@ -89,10 +94,7 @@ bool CommandBuffer::wait_until_completed(double timeout_s,
     throw CommandBufferError("wait_until_completed(): the command buffer was never committed");
   }
   using clock = std::chrono::steady_clock;
-  const auto deadline =
-      timeout_s < 0 ? clock::time_point::max()
-                    : clock::now() + std::chrono::duration_cast<clock::duration>(
-                                         std::chrono::duration<double>(timeout_s));
+  const auto deadline = deadline_after(timeout_s);
   std::unique_lock lock(mutex_);
   auto done = [&] {
     auto s = status();
@@ -100,7 +102,9 @@ bool CommandBuffer::wait_until_completed(double timeout_s,
   };
   while (!done()) {
     // Wake every 5 ms so a pending Ctrl-C is noticed without a busy loop.
-    auto step = std::min(deadline, clock::now() + std::chrono::milliseconds(5));
+    auto now = clock::now();
+    auto step = deadline - now > std::chrono::milliseconds(5) ? now + std::chrono::milliseconds(5)
+                                                              : deadline;
     done_cv_.wait_until(lock, step);
     if (done()) break;
     if (clock::now() >= deadline) return false;
@@ -137,10 +141,9 @@ void CommandBuffer::finish(CommandBufferStatus final_status, const std::string& 
   }
   done_cv_.notify_all();
   for (auto& h : handlers) h(*this);
-  // The device no longer needs the buffers; drop them here rather than at destruction so a
-  // long-lived completed command buffer does not pin memory.
-  std::lock_guard lock(mutex_);
-  retained_.clear();
+  // The buffers stay retained until the command buffer itself goes: to_window() may still be
+  // called after completion, and its window must keep them alive (they were freed here once,
+  // and a replay then wrote freed memory).
 }
 
 std::shared_ptr<CommandBuffer> Queue::command_buffer() {

@@ -98,7 +98,8 @@ class CommandBuffer : public std::enable_shared_from_this<CommandBuffer> {
   explicit CommandBuffer(std::shared_ptr<Queue> queue, std::shared_ptr<Window> window = nullptr);
   virtual ~CommandBuffer() = default;
 
-  // Records a dispatch; `buffers` are kept alive until the command buffer completes.
+  // Records a dispatch; `buffers` are kept alive as long as the command buffer (and any window
+  // made from it).
   void dispatch(KernelId kernel, uint32_t grid,
                 const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers,
                 const std::array<uint32_t, kScalarSlots>& scalars);
@@ -115,7 +116,8 @@ class CommandBuffer : public std::enable_shared_from_this<CommandBuffer> {
   CommandBufferStatus status() const { return status_.load(std::memory_order_acquire); }
   std::string error_message() const;
   size_t dispatch_count() const { return dispatches().size(); }
-  // Copies the recorded dispatches into a Window that Queue::replay commits again and again.
+  // Copies the recorded dispatches into a Window that Queue::replay commits again and again;
+  // the window keeps the buffers alive. Allowed before or after commit.
   std::shared_ptr<Window> to_window() const;
   // The window this command buffer replays, or nullptr when it recorded its own dispatches.
   const std::shared_ptr<Window>& window() const { return window_; }

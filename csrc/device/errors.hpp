@@ -29,6 +29,10 @@ struct DeviceError : Error {
 struct ChannelError : Error {
   using Error::Error;
 };
+// One single-consumer object (a channel's reader) used from two threads at the same time.
+struct ConcurrentUseError : Error {
+  using Error::Error;
+};
 // A blocking wait ran out of time (Python's TimeoutError).
 struct TimeoutError : Error {
   using Error::Error;

@@ -1,13 +1,11 @@
 // The host backend ("cpu"): a device thread executes committed command buffers in order,
 // asynchronously, like a GPU queue. It is a real concurrent producer: the thread that
 // commits returns at once and can drain channels while the device thread pushes.
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <thread>
 
 #include "device/device.hpp"
+#include "device/worker_thread.hpp"
 #include "host/host_kernels.hpp"
 
 namespace fc {
@@ -25,10 +23,14 @@ class HostBuffer final : public Buffer {
   void* memory_;
 };
 
+constexpr const char* kClosedBeforeRun = "the device was closed before this command buffer ran";
+
 class HostDevice final : public Device {
  public:
-  HostDevice() : thread_([this] { run(); }) {}
-  ~HostDevice() override { stop_thread(); }
+  HostDevice()
+      : worker_([this](std::shared_ptr<CommandBuffer>& cb) { execute(*cb); },
+                [this] { host::bind_cancel_flag(&cancel_); }) {}
+  ~HostDevice() override { stop(); }
 
   std::string backend() const override { return "cpu"; }
   std::string name() const override { return "cpu (host device thread)"; }
@@ -47,48 +49,19 @@ class HostDevice final : public Device {
   std::shared_ptr<Queue> new_queue() override;
 
   void enqueue(std::shared_ptr<CommandBuffer> cb) {
-    {
-      std::lock_guard lock(mutex_);
-      if (!stopping_) {
-        pending_.push_back(std::move(cb));
-        cv_.notify_one();
-        return;
-      }
-    }
-    cb->mark_failed("the device was closed before this command buffer ran");
+    if (auto refused = worker_.push(std::move(cb))) (*refused)->mark_failed(kClosedBeforeRun);
   }
 
  protected:
-  void shutdown() override { stop_thread(); }
+  // close(): the running command buffer stops at its next dispatch (or inside a long kernel
+  // loop, fc_cancel_requested) and fails; queued ones fail without running. So close()
+  // returns within about one dispatch of a short kernel, never after the whole queue.
+  void shutdown() override { stop(); }
 
  private:
-  void stop_thread() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
-
-  void run() {
-    for (;;) {
-      std::shared_ptr<CommandBuffer> cb;
-      {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
-        if (pending_.empty()) return;
-        cb = std::move(pending_.front());
-        pending_.pop_front();
-        if (stopping_) {
-          // Closing: what has not started is failed, not silently dropped.
-          lock.unlock();
-          cb->mark_failed("the device was closed before this command buffer ran");
-          continue;
-        }
-      }
-      execute(*cb);
-    }
+  void stop() {
+    cancel_.store(true, std::memory_order_release);
+    for (auto& cb : worker_.stop()) cb->mark_failed(kClosedBeforeRun);
   }
 
   void execute(CommandBuffer& cb) {
@@ -97,7 +70,13 @@ class HostDevice final : public Device {
       return;
     }
     try {
-      for (const Dispatch& d : cb.dispatches()) host::run_dispatch(d);
+      for (const Dispatch& d : cb.dispatches()) {
+        if (cancel_.load(std::memory_order_acquire)) throw host::Cancelled();
+        host::run_dispatch(d);
+      }
+    } catch (const host::Cancelled&) {
+      cb.mark_failed("the device was closed while this command buffer was running");
+      return;
     } catch (const std::exception& e) {
       record_fault(e.what());
       cb.mark_failed(e.what());
@@ -106,11 +85,8 @@ class HostDevice final : public Device {
     cb.mark_completed();
   }
 
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<CommandBuffer>> pending_;
-  bool stopping_ = false;
-  std::thread thread_;  // last member: starts after the rest is constructed
+  std::atomic<bool> cancel_{false};
+  WorkerThread<std::shared_ptr<CommandBuffer>> worker_;  // last: starts after the rest
 };
 
 class HostQueue final : public Queue {

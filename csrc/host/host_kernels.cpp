@@ -3,7 +3,19 @@
 #include <stdexcept>
 
 #include "channel/layout.hpp"
+#include "common/atomic_word.hpp"
 #include "host/host_kernels.hpp"
+
+namespace fc::host {
+namespace {
+// Acquire pairs with the closing thread's release store: nothing else is read through it.
+thread_local const std::atomic<bool>* t_cancel_flag = nullptr;
+}  // namespace
+void bind_cancel_flag(const std::atomic<bool>* flag) { t_cancel_flag = flag; }
+bool cancel_requested() {
+  return t_cancel_flag && t_cancel_flag->load(std::memory_order_acquire);
+}
+}  // namespace fc::host
 
 namespace fc::host_kernels {
 #include "kernels/prelude_host.hpp"
@@ -26,8 +38,10 @@ void run_dispatch(const Dispatch& d) {
   KernelFn fn = kernel_function(d.kernel);
   auto b = [&](int i) { return static_cast<unsigned*>(d.buffers[i]); };
   for (uint32_t gid = 0; gid < d.grid; ++gid) {
+    if ((gid & 4095u) == 0 && cancel_requested()) throw Cancelled();
     fn(b(0), b(1), b(2), b(3), b(4), b(5), b(6), b(7), d.scalars.data(), gid);
   }
+  if (cancel_requested()) throw Cancelled();
 }
 
 }  // namespace fc::host

@@ -1,4 +1,6 @@
 #pragma once
+#include <atomic>
+
 #include "device/device.hpp"
 
 namespace fc::host {
@@ -10,7 +12,17 @@ using KernelFn = void (*)(unsigned* b0, unsigned* b1, unsigned* b2, unsigned* b3
 // The shared kernel bodies compiled as C++, indexed by KernelId.
 KernelFn kernel_function(KernelId id);
 
-// Runs one dispatch: every thread index of the grid, in order, on the calling thread.
+// Thrown by run_dispatch when the device thread's cancel flag is set: the device is closing.
+struct Cancelled {};
+
+// Binds the calling (device) thread to its device's cancel flag; kernels and run_dispatch
+// poll it (fc_cancel_requested in the host prelude).
+void bind_cancel_flag(const std::atomic<bool>* flag);
+bool cancel_requested();
+
+// Runs one dispatch: every thread index of the grid, in order, on the calling thread. Throws
+// Cancelled when the device is being closed (checked every few thousand thread indices and
+// after the dispatch, so a kernel that returned early never counts as completed).
 void run_dispatch(const Dispatch& d);
 
 }  // namespace fc::host

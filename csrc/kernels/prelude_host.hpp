@@ -1,10 +1,10 @@
 // Host prelude: the portable kernel subset as plain C++ (see README.md in this folder).
-// Included inside namespace fc::host_kernels by csrc/host/host_kernels.cpp, after <atomic>.
+// Included inside namespace fc::host_kernels by csrc/host/host_kernels.cpp.
 //
 // Memory orders: the CPU reader and the device thread are both CPU threads, so the C++
 // memory model is the whole story. Every access to a shared word (header, ring slots) is an
-// atomic (std::atomic_ref), which keeps the concurrent copy free of data races in the
-// formal sense and lets ThreadSanitizer check the protocol.
+// atomic (csrc/common/atomic_word.hpp), which keeps the concurrent copy free of data races in
+// the formal sense and lets ThreadSanitizer check the protocol (docs/protocol.md).
 #define FC_FN static inline
 #define FC_GLOBAL
 #define FC_CONSTANT
@@ -13,19 +13,18 @@
 
 using uint = unsigned int;
 
-inline void fc_publish_store(uint* p, uint v) {
-  std::atomic_ref<uint>(*p).store(v, std::memory_order_relaxed);
-}
-// A ring slot: value (low word) and tag (high word) as one 8-byte atomic (little-endian: the
-// value is word 0 of the slot). The reader loads the pair with one 8-byte atomic too.
+inline void fc_publish_store(uint* p, uint v) { fc::atomic_word::store_relaxed(p, v); }
+// A ring slot: value (low word) and tag (high word) as one 8-byte atomic store. The reader
+// loads the pair with one 8-byte atomic load too.
 inline void fc_publish_pair(uint* p, uint lo, uint hi) {
-  std::atomic_ref<unsigned long long>(*reinterpret_cast<unsigned long long*>(p))
-      .store((static_cast<unsigned long long>(hi) << 32) | lo, std::memory_order_relaxed);
+  fc::atomic_word::store_pair_relaxed(p, lo, hi);
 }
-inline void fc_release_fence() { std::atomic_thread_fence(std::memory_order_release); }
-inline void fc_release_store(uint* p, uint v) {
-  std::atomic_ref<uint>(*p).store(v, std::memory_order_release);
-}
+inline void fc_release_fence() { fc::atomic_word::fence_release(); }
+inline void fc_release_store(uint* p, uint v) { fc::atomic_word::store_release(p, v); }
+// True once the host device running this dispatch is being closed: long loops in kernel bodies
+// return early so that Device.close() never waits for a long command buffer (host_device.cpp
+// then fails it). The flag belongs to the device thread that runs the dispatch.
+inline bool fc_cancel_requested() { return fc::host::cancel_requested(); }
 // A device fault: the host device catches it, fails the command buffer and faults the device.
 [[noreturn]] inline void fc_trap() {
   throw std::runtime_error("device fault: debug_trap kernel executed");

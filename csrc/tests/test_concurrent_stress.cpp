@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "channel/channel.hpp"
-#include "channel/reader.hpp"
+#include "channel/reader->hpp"
 
 static int failures = 0;
 static void expect(bool ok, const char* what) {
@@ -19,7 +19,7 @@ static void run(uint32_t capacity, size_t batch, uint32_t n_items) {
   auto device = fc::make_host_device();
   auto channel = std::make_shared<fc::ChannelU32>(device, capacity);
   auto cb = device->new_queue()->command_buffer();
-  channel->encode_init(*cb, false);
+  channel->encode_init(*cb);
   channel->encode_push_sequence(*cb, 0, n_items);
   channel->encode_close(*cb);
   cb->commit();
@@ -28,18 +28,18 @@ static void run(uint32_t capacity, size_t batch, uint32_t n_items) {
   bool in_order = true;
   int64_t last = -1;
   std::thread consumer([&] {
-    fc::ChannelU32Reader reader(channel);
+    auto reader = channel->reader();
     std::vector<uint32_t> out(batch);
     for (;;) {
-      size_t n = reader.drain_into(out.data(), out.size());
+      size_t n = reader->drain_into(out.data(), out.size());
       for (size_t i = 0; i < n; ++i) {
         if (static_cast<int64_t>(out[i]) <= last) in_order = false;
         last = out[i];
       }
       received += n;
-      if (n == 0 && reader.wait(10.0) != fc::WaitResult::Ready) break;
+      if (n == 0 && reader->wait(10.0) != fc::WaitResult::Ready) break;
     }
-    dropped = reader.dropped();
+    dropped = reader->dropped();
   });
   consumer.join();
   cb->wait_until_completed(-1);
