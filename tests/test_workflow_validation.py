@@ -158,7 +158,7 @@ def test_name_defined_twice():
 def test_capacity_must_be_a_power_of_two():
     doc = sample()
     doc["steps"][5]["capacity"] = 1000
-    assert "steps[5].capacity (stream_init): capacity must be a power of two, got 1000" in error_of(doc)
+    assert "steps[5].capacity (stream_init): capacity must be a power of two from 1 to 67108864 (2^26), got 1000" in error_of(doc)
 
 
 def test_bad_choice_and_shape_literals():

@@ -61,6 +61,11 @@ def coerce_input(name: str, decl: Declaration, value: Any) -> Any:
     if decl.kind == "str":
         if not isinstance(value, str):
             raise WorkflowRuntimeError(f"{where}: expected a string, got {value!r}")
+        try:  # a command line's undecodable bytes arrive as lone surrogates
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise WorkflowRuntimeError(f"{where}: not UTF-8 text: undecodable character "
+                                       f"{value[e.start]!r} at position {e.start}") from None
         return value
     if decl.kind == "bool":
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):

@@ -14,10 +14,15 @@ import jsonschema
 
 from .errors import WorkflowValidationError
 from .registry import OpSpec, all_ops
+from .runner import COLLECT_NEEDS_STOP
 from .schema import workflow_schema
 from .values import ValueType
 
 PathPart = Union[str, int]
+
+# A workflow nests about eight levels (steps, a loop body, a shape); a document nested far
+# deeper is a mistake, and would exhaust Python's recursion in the validator.
+MAX_NESTING = 32
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,35 @@ def parse_json(text: str, source: Optional[str] = None) -> Any:
     except _DuplicateKey as e:
         raise WorkflowValidationError(
             [("", f"invalid JSON: key {e.key!r} appears twice in one object")], source) from None
+    except RecursionError:
+        raise WorkflowValidationError(
+            [("", f"invalid workflow: nested more than {MAX_NESTING} levels deep")], source) from None
+
+
+def decode_utf8(data: bytes) -> str:
+    """`data` as UTF-8 text; ValueError naming the line and column of the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - data.rfind(b"\n", 0, e.start)
+        raise ValueError(f"not UTF-8 text: byte 0x{data[e.start]:02x} at line {line}, "
+                         f"column {column}") from None
+
+
+def _nested_too_deep(doc: Any) -> Optional[list[PathPart]]:
+    """The path of the first value nested more than MAX_NESTING levels deep, or None
+    (iterative: the check must not recurse itself)."""
+    stack: list[tuple[Any, list[PathPart]]] = [(doc, [])]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_NESTING:
+            return path
+        if isinstance(node, dict):
+            stack.extend((value, path + [key]) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, path + [i]) for i, value in enumerate(node))
+    return None
 
 
 # ---- structure (JSON Schema) ----------------------------------------------------------------
@@ -156,8 +190,19 @@ def _schema_message(error: jsonschema.ValidationError, doc: Any,
     return [(here, error.message)]
 
 
+def _is_integer(checker, instance: Any) -> bool:
+    # JSON Schema counts 65536.0 as an integer; the ops take Python ints, so a literal with a
+    # fraction or exponent part is refused here rather than failing when the step runs.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
+
+
 def _check_structure(doc: Any, registry: dict[str, OpSpec]) -> list[tuple[str, str]]:
-    validator = jsonschema.Draft202012Validator(workflow_schema(registry))
+    validator = _Validator(workflow_schema(registry))
     problems: list[tuple[str, str]] = []
     for error in validator.iter_errors(doc):
         for problem in _schema_message(error, doc, registry):
@@ -212,7 +257,8 @@ class _Checker:
             return  # a literal: the schema checked it
         if raw not in self.symbols:
             known = ", ".join(sorted(self.symbols)) or "none"
-            self.problems.append((label, f"undefined name '{raw}' (defined before this step: {known})"))
+            self.problems.append((label, f"undefined name '{raw}': expected {arg.describe()} "
+                                  f"(names defined before this step: {known})"))
             return
         t, _ = self.symbols[raw]
         if not arg.accepts(t):
@@ -234,6 +280,10 @@ def _check_declarations(doc: dict) -> list[tuple[str, str]]:
         lo, hi, default = decl.get("minimum"), decl.get("maximum"), decl.get("default")
         if decl["kind"] != "u32" and (lo is not None or hi is not None):
             problems.append((f"inputs.{name}", "minimum/maximum apply to u32 inputs only"))
+        if lo is not None and hi is not None and lo > hi:
+            problems.append((f"inputs.{name}", f"minimum {lo} is greater than maximum {hi}: "
+                             "no value is allowed"))
+            continue
         if isinstance(default, int) and not isinstance(default, bool):
             if (lo is not None and default < lo) or (hi is not None and default > hi):
                 problems.append((f"inputs.{name}.default", f"{default} is outside {lo}..{hi}"))
@@ -287,10 +337,53 @@ def _check_overshoot(doc: dict, steps: tuple[Step, ...]) -> list[tuple[str, str]
     return problems
 
 
+def pushes_into(body: tuple[Step, ...], channel: str) -> list[Step]:
+    """The steps of a loop body that push into the channel named `channel`: a device step
+    that takes a channel argument writes into it (stream_write_u32's `channel`,
+    lm_decode_step's fused `stream`)."""
+    return [s for s in body if any("channel" in s.spec.args[name].kinds and value == channel
+                                   for name, value in s.args.items())]
+
+
+def _check_loops(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
+    """What a loop delivers must be its own tokens, each once, none computed after the stop:
+    `collect` needs the stop flag (runner.COLLECT_NEEDS_STOP), the body's steps use the
+    loop's one stop flag, and `stream` is a channel the body pushes into, predicated on it."""
+    problems: list[tuple[str, str]] = []
+    for loop in steps:
+        if loop.op != "while_batched":
+            continue
+        stop, stream = loop.args.get("stop"), loop.args.get("stream")
+        if "collect" in loop.args and stop is None:
+            problems.append((f"{loop.path}.collect (while_batched)", COLLECT_NEEDS_STOP))
+        for step in loop.body:
+            if stop is not None and step.args.get("stop", stop) != stop:
+                problems.append((f"{step.path}.stop ({step.op})", f"the loop stops on '{stop}' "
+                                 f"but this step uses '{step.args['stop']}': a loop has one "
+                                 "stop flag, set and checked by every step of its body"))
+        if stream is None:
+            continue
+        pushes = pushes_into(loop.body, stream)
+        if not pushes:
+            problems.append((f"{loop.path}.stream (while_batched)", f"the body never pushes "
+                             f"into '{stream}': a streaming run would deliver none of the "
+                             "loop's tokens; name the channel the body writes to"))
+        for step in pushes:
+            if stop is not None and "stop" not in step.args:
+                problems.append((f"{step.path} ({step.op})", f"pushes into the loop's stream "
+                                 f"without its stop flag: add \"stop\": \"{stop}\", or tokens "
+                                 "computed after the stop reach the channel"))
+    return problems
+
+
 def validate_document(doc: Any, source: Optional[str] = None) -> Workflow:
     """Validates a parsed workflow document and returns the Workflow; raises
     WorkflowValidationError listing every problem."""
     registry = all_ops()
+    too_deep = _nested_too_deep(doc)
+    if too_deep is not None:
+        raise WorkflowValidationError([(format_path(too_deep[:6]) + "...",
+                                        f"nested more than {MAX_NESTING} levels deep")], source)
     problems = _check_structure(doc, registry)
     if problems:
         raise WorkflowValidationError(problems, source)
@@ -300,7 +393,7 @@ def validate_document(doc: Any, source: Optional[str] = None) -> Workflow:
     checker.outputs(doc.get("outputs", []))
     problems += checker.problems
     if not problems:
-        problems += _check_overshoot(doc, steps)
+        problems += _check_overshoot(doc, steps) + _check_loops(steps)
     if problems:
         raise WorkflowValidationError(problems, source)
 
@@ -328,8 +421,10 @@ def load_workflow(source: Union[str, os.PathLike, dict]) -> Workflow:
     if isinstance(source, str) and text_source.lstrip().startswith("{"):
         return validate_document(parse_json(text_source), None)
     try:
-        with open(text_source, encoding="utf-8") as f:
-            text = f.read()
+        with open(text_source, "rb") as f:
+            text = decode_utf8(f.read())
     except OSError as e:
         raise WorkflowValidationError([("", f"cannot read workflow: {e.strerror}")], text_source) from None
+    except ValueError as e:
+        raise WorkflowValidationError([("", str(e))], text_source) from None
     return validate_document(parse_json(text, text_source), text_source)

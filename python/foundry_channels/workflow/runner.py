@@ -29,6 +29,13 @@ MAX_WINDOW = 4096  # steps per command buffer: bounded so a window stays short (
 MODES = ("windowed", "throughput", "interactive")
 STREAMING_MODES = ("throughput", "interactive")
 
+# Refused rather than collect honouring EOS by itself: after the stop a decode step is a no-op
+# that leaves its token tensor as it was, so a step that stopped and one that sampled the
+# same token again look alike; the stop flag is the only record of the stop.
+COLLECT_NEEDS_STOP = ("'collect' needs the loop's 'stop' flag: a step after the stop leaves "
+                      "its token as it was, and without the flag the collect list would repeat "
+                      "the last token for every later step")
+
 
 @dataclass
 class WindowReport:
@@ -36,7 +43,7 @@ class WindowReport:
     steps: int  # steps encoded in this window
     steps_total: int  # steps encoded so far in this loop
     tokens: list[int]  # tokens collected by this window (empty without `collect`)
-    tokens_total: int
+    tokens_total: int  # tokens collected by this window and the ones before it (<= steps_total)
     stop_flag: int  # the device stop flag after the window (0 without `stop`)
     replayed: bool  # True when the window was a replay of an encoded one
     elapsed_s: float  # since the loop started
@@ -59,12 +66,14 @@ class LoopResult:
 
 class WindowedLoop:
     """`encode_step(cb)` encodes one step of the body into `cb`; it must encode the same
-    dispatches every time (the device state, not the CPU, changes between steps)."""
+    dispatches every time (the device state, not the CPU, changes between steps), and push
+    `pushes_per_step` items into `stream` per step until the stop (the streaming modes size
+    their windows by it, streaming.pipeline)."""
 
     def __init__(self, ctx: WorkflowExecutionContext, encode_step: Callable[[], None], *,
                  max_steps: int, window: int, stop: Optional[TensorArg] = None,
                  collect: Optional[TensorArg] = None, mode: str = "windowed",
-                 stream: Optional[Channel] = None) -> None:
+                 stream: Optional[Channel] = None, pushes_per_step: int = 1) -> None:
         if not 1 <= window <= MAX_WINDOW:
             raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
         if mode not in MODES:
@@ -75,8 +84,13 @@ class WindowedLoop:
         if mode in STREAMING_MODES and stop is None:
             raise ValueError(f"mode '{mode}' pipelines windows and needs the device 'stop' flag "
                              "to end the loop without computing past EOS")
+        if mode in STREAMING_MODES and pushes_per_step < 1:
+            raise ValueError(f"mode '{mode}' drains 'stream', but the body pushes nothing into it")
+        if collect is not None and stop is None:
+            raise ValueError(COLLECT_NEEDS_STOP)
         self.mode = mode
         self.stream = stream
+        self.pushes_per_step = pushes_per_step
         self.ctx = ctx
         self.encode_step = encode_step
         self.max_steps = max_steps
@@ -90,6 +104,7 @@ class WindowedLoop:
             self.count = TensorArg.zeros(ctx.device, "u32", (1,))
         self._encoded: dict[int, Window] = {}
         self.encode_s = 0.0
+        self._reported = 0  # collected tokens already handed out in window reports
         # Views made once: reading them after each window allocates nothing new.
         self._stop_view = stop.numpy() if stop is not None else None
         self._count_view = self.count.numpy() if self.count is not None else None
@@ -130,7 +145,10 @@ class WindowedLoop:
             yield steps, cb, replayed
 
     def run(self) -> LoopResult:
-        self.ctx.flush()  # earlier work (prefill, channel init) runs first, in queue order
+        # Earlier work (prefill, channel init) runs first, in queue order. The streaming modes
+        # also wait for it: only once it completed is everything pushed before the loop
+        # visible, so that the reader can skip exactly that (one sync per loop, not per token).
+        self.ctx.flush(wait=self.mode in STREAMING_MODES)
         cpu_start = time.thread_time()
         if self.mode in STREAMING_MODES:
             from .streaming import run_streaming
@@ -138,6 +156,8 @@ class WindowedLoop:
             result = run_streaming(self)
         else:
             result = self._run_windowed()
+        result.tokens = self.collected_tokens()
+        result.encode_s = self.encode_s
         result.cpu_s = time.thread_time() - cpu_start
         return result
 
@@ -145,41 +165,50 @@ class WindowedLoop:
         return int(self._stop_view[0]) if self._stop_view is not None else 0
 
     def collected_tokens(self) -> Optional[TensorArg]:
+        """Every token collected so far (None without `collect`)."""
         if self.collected is None:
             return None
         return TensorArg(self.collected.buffer, "u32", (int(self._count_view[0]),))
+
+    def window_completed(self, result: LoopResult, steps: int, replayed: bool,
+                         start: float) -> WindowReport:
+        """Records the completion of the oldest window not reported yet (windows complete
+        in order) in `result`: in the windowed mode hands its collected tokens to on_token
+        (that mode's one delivery path), then calls on_window; returns the report."""
+        result.steps += steps
+        result.replays += replayed
+        tokens: list[int] = []
+        if self._count_view is not None:
+            # A window still running behind this one (streaming modes) may already have
+            # collected more. Every step before the stop collects exactly one token and no
+            # step after it does, so the windows completed so far collected the first
+            # min(count, steps so far) tokens.
+            total = min(int(self._count_view[0]), result.steps)
+            tokens = self._collected_view[self._reported:total].tolist()
+            self._reported = total
+        flag = self.read_stop_flag()
+        report = WindowReport(index=result.windows, steps=steps, steps_total=result.steps,
+                              tokens=tokens, tokens_total=self._reported, stop_flag=flag,
+                              replayed=replayed, elapsed_s=time.perf_counter() - start)
+        result.windows += 1
+        result.reports.append(report)
+        if flag != 0:
+            result.stop_flag = flag
+        if self.mode == "windowed" and self.ctx.on_token is not None:
+            for token in tokens:
+                self.ctx.on_token(token)
+            result.delivered += len(tokens)
+        if self.ctx.on_window is not None:
+            self.ctx.on_window(report)
+        return report
 
     def _run_windowed(self) -> LoopResult:
         """The plan's on_token path: tokens reach the CPU once the window holding them
         completed, read from the device-side collect list (the channel is not drained)."""
         start = time.perf_counter()
         result = LoopResult(steps=0, windows=0, stop_flag=0, tokens=None)
-        seen = 0
         for steps, cb, replayed in self.windows():
             cb.wait_until_completed()
-            result.steps += steps
-            result.replays += replayed
-            flag = int(self._stop_view[0]) if self._stop_view is not None else 0
-            tokens: list[int] = []
-            if self._count_view is not None:
-                total = int(self._count_view[0])
-                tokens = self._collected_view[seen:total].tolist()
-                seen = total
-            report = WindowReport(index=result.windows, steps=steps, steps_total=result.steps,
-                                  tokens=tokens, tokens_total=seen, stop_flag=flag,
-                                  replayed=replayed, elapsed_s=time.perf_counter() - start)
-            result.windows += 1
-            result.reports.append(report)
-            if self.ctx.on_token is not None:
-                for token in tokens:
-                    self.ctx.on_token(token)
-                result.delivered += len(tokens)
-            if self.ctx.on_window is not None:
-                self.ctx.on_window(report)
-            if flag != 0:
-                result.stop_flag = flag
+            if self.window_completed(result, steps, replayed, start).stop_flag != 0:
                 break
-        if self.collected is not None:
-            result.tokens = TensorArg(self.collected.buffer, "u32", (seen,))
-        result.encode_s = self.encode_s
         return result

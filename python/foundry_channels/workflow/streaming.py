@@ -9,6 +9,10 @@ sets the device stop flag, and every later step - in this window and in windows 
 committed behind it - is predicated off on the device (no push, no state advance). The CPU
 only learns of the stop after a window completes and then stops committing; the extra
 windows in flight cost a few no-op dispatches, never a leaked token.
+
+Nor on the CPU keeping up: the windows in flight never push more than the channel holds
+(pipeline), so a slow on_token delays the next commit instead of losing tokens. A loop
+delivers exactly its own tokens: its reader starts past whatever the channel held before.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from .runner import LoopResult, WindowReport
+from .runner import LoopResult
 
 if TYPE_CHECKING:
     from .runner import WindowedLoop
@@ -27,6 +31,21 @@ if TYPE_CHECKING:
 MAX_IN_FLIGHT = 2  # windows committed ahead: one running, one queued behind it
 WAIT_SLICE_S = 0.05  # upper bound of one wait; it also ends when the oldest window finishes
 DRAIN_BATCH = 4096
+
+
+def pipeline(capacity: int, window: int, pushes_per_step: int) -> tuple[int, int]:
+    """(windows in flight, steps per window): the most of each, up to MAX_IN_FLIGHT and
+    `window`, such that all the windows in flight together push no more than the channel
+    holds. The runner commits a window only once it has read every item of the windows that
+    completed before, so the items not yet read are at most those of the windows in flight:
+    none is ever overwritten, however slow on_token is; a slow consumer slows the device
+    instead. A small channel gets smaller windows (the tokens do not depend on the window)."""
+    steps_held = capacity // pushes_per_step
+    if steps_held < 1:
+        raise ValueError(f"the stream's capacity {capacity} holds less than one step "
+                         f"({pushes_per_step} pushes)")
+    in_flight = min(MAX_IN_FLIGHT, steps_held)
+    return in_flight, min(window, steps_held // in_flight)
 
 
 def window_sizes(mode: str, window: int) -> Iterator[int]:
@@ -39,19 +58,20 @@ def window_sizes(mode: str, window: int) -> Iterator[int]:
 
 
 class ChannelOverflowError(RuntimeError):
-    """The reader fell more than the channel's capacity behind: tokens were overwritten."""
+    """The reader fell more than the channel's capacity behind: tokens were overwritten.
+    pipeline() rules this out for a body that pushes what it declares; this is the check."""
 
 
 def run_streaming(loop: "WindowedLoop") -> LoopResult:
     ctx = loop.ctx
     channel = loop.stream
-    reader = channel.channel.reader()
-    out = np.empty(min(channel.channel.capacity, DRAIN_BATCH), dtype=np.uint32)
+    max_in_flight, window = pipeline(channel.capacity, loop.window, loop.pushes_per_step)
+    out = np.empty(min(channel.capacity, DRAIN_BATCH), dtype=np.uint32)
     on_token = ctx.on_token
     start = time.perf_counter()
     result = LoopResult(steps=0, windows=0, stop_flag=0, tokens=None, mode=loop.mode)
     in_flight: deque = deque()
-    sizes = window_sizes(loop.mode, loop.window)
+    sizes = window_sizes(loop.mode, window)
     committed_steps = 0
     stopped = False
 
@@ -66,49 +86,43 @@ def run_streaming(loop: "WindowedLoop") -> LoopResult:
             result.delivered += n
         return n
 
-    # Each turn: hand over what arrived, retire finished windows, then commit at most one
-    # window and come straight back. Draining before encoding keeps the first token from
-    # waiting behind the Python encoding of the second window (interactive mode's TTFT).
-    while True:
-        got = drain()
+    with channel.reader() as reader:  # closed at the end: a channel has one reader at a time
+        # This loop's tokens only: skip what the channel got before the loop (the tokens of
+        # a windowed loop, which nobody read, a value pushed before the loop). loop.run
+        # waited for the work that pushed them, so all of it is visible now.
+        reader.skip_to_end()
 
-        while in_flight and in_flight[0][1].status in ("completed", "error"):
-            steps, cb, replayed = in_flight.popleft()
-            cb.wait_until_completed()  # raises CommandBufferError if the window failed
-            drain()  # completion is the point where every pushed item is visible
-            result.steps += steps
-            result.replays += replayed
-            flag = loop.read_stop_flag()
-            report = WindowReport(index=result.windows, steps=steps, steps_total=result.steps,
-                                  tokens=[], tokens_total=result.delivered, stop_flag=flag,
-                                  replayed=replayed, elapsed_s=time.perf_counter() - start)
-            result.windows += 1
-            result.reports.append(report)
-            if ctx.on_window is not None:
-                ctx.on_window(report)
-            if flag != 0:
-                stopped = True
-                result.stop_flag = flag
+        # Each turn: hand over what arrived, retire finished windows, then commit at most one
+        # window and come straight back. Draining before encoding keeps the first token from
+        # waiting behind the Python encoding of the second window (interactive mode's TTFT).
+        while True:
+            got = drain()
 
-        if not in_flight and (stopped or committed_steps >= loop.max_steps):
-            while drain():  # everything is visible now; `out` may hold less than is left
-                pass
-            break
-        if not stopped and len(in_flight) < MAX_IN_FLIGHT and committed_steps < loop.max_steps:
-            steps = min(next(sizes), loop.max_steps - committed_steps)
-            cb, replayed = loop.encode_window(steps)
-            committed_steps += steps
-            in_flight.append((steps, cb, replayed))
-            continue
-        if got == 0:
-            # GIL released; spins briefly, then backs off; wakes for a token or for the
-            # oldest window's completion, whichever comes first.
-            reader.wait(WAIT_SLICE_S, until=in_flight[0][1])
+            while in_flight and in_flight[0][1].status in ("completed", "error"):
+                steps, cb, replayed = in_flight.popleft()
+                cb.wait_until_completed()  # raises CommandBufferError if the window failed
+                # Completion makes every item the window pushed visible: read them all
+                # before another window is committed (the bound of pipeline()).
+                while drain():
+                    pass
+                stopped |= loop.window_completed(result, steps, replayed, start).stop_flag != 0
 
-    if reader.dropped:
+            if not in_flight and (stopped or committed_steps >= loop.max_steps):
+                break
+            if not stopped and len(in_flight) < max_in_flight and committed_steps < loop.max_steps:
+                steps = min(next(sizes), loop.max_steps - committed_steps)
+                cb, replayed = loop.encode_window(steps)
+                committed_steps += steps
+                in_flight.append((steps, cb, replayed))
+                continue
+            if got == 0:
+                # GIL released; spins briefly, then backs off; wakes for a token or for the
+                # oldest window's completion, whichever comes first.
+                reader.wait(WAIT_SLICE_S, until=in_flight[0][1])
+        dropped = reader.dropped
+
+    if dropped:
         raise ChannelOverflowError(
-            f"channel '{channel.name}' dropped {reader.dropped} token(s): the reader fell more "
-            f"than its capacity ({channel.channel.capacity}) behind; raise stream_init capacity")
-    result.tokens = loop.collected_tokens()
-    result.encode_s = loop.encode_s
+            f"channel '{channel.name}' dropped {dropped} token(s): the loop's body pushed more "
+            f"than {loop.pushes_per_step} item(s) per step into it")
     return result

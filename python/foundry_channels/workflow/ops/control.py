@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..executor import run_steps
+from ..loader import pushes_into
 from ..overshoot import overshooting
 from ..registry import Arg, register_op
 from ..runner import MAX_WINDOW, MODES, STREAMING_MODES, WindowedLoop
@@ -56,9 +57,11 @@ def while_batched(ctx, args, step):
         raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
     # The runner option given to the run (CLI --mode) overrides the workflow's field.
     mode = ctx.runner_mode or args["mode"]
+    stream = args["stream"]
+    pushes = len(pushes_into(step.body, step.args["stream"])) if stream is not None else 0
     loop = WindowedLoop(ctx, lambda: run_steps(ctx, step.body), max_steps=args["max_steps"],
                         window=window, stop=args["stop"], collect=args["collect"], mode=mode,
-                        stream=args["stream"])
+                        stream=stream, pushes_per_step=pushes)
     with overshooting(ctx, args["overshoot"]):
         result = loop.run()
     ctx.loop_reports.append(result)

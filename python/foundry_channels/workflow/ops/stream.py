@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 from ..._core import ChannelU32
+from ...limits import capacity_problem
 from ..registry import Arg, register_op
 from ..values import Channel, TensorArg, ValueType
 
 U32_1 = dict(dtype="u32", shape=(1,))
 
 
-def _power_of_two(step: dict) -> list[tuple[str, str]]:
+def _capacity(step: dict) -> list[tuple[str, str]]:
+    """A literal capacity is checked at load time; one given by name when the step runs."""
     capacity = step.get("capacity")
-    if isinstance(capacity, int) and capacity & (capacity - 1):
-        return [(".capacity", f"capacity must be a power of two, got {capacity}")]
-    return []
+    problem = None if isinstance(capacity, str) else capacity_problem(capacity)
+    return [(".capacity", f"capacity {problem}")] if problem else []
 
 
 @register_op(
     "stream_init",
-    args={"capacity": Arg(("u32",), minimum=1, doc="ring size in items, a power of two"),
-          "zero": Arg(("bool",), required=False, default=False, doc="zero the ring first")},
+    args={"capacity": Arg(("u32",), minimum=1, doc="ring size in items, a power of two")},
     output=ValueType("channel"),
     category="setup",
-    check=_power_of_two,
+    check=_capacity,
 )
 def stream_init(ctx, args, step):
     """Allocates a ChannelU32, encodes its init and registers it as ctx.channels[out]."""
+    problem = capacity_problem(args["capacity"])
+    if problem:
+        raise ValueError(f"capacity {problem}")
     channel = Channel(step.out, ChannelU32(ctx.device, args["capacity"]))
-    ctx.command_buffer().channel_init(channel.channel, zero=args["zero"])
+    ctx.command_buffer().channel_init(channel.channel)
     ctx.channels[step.out] = channel
     return channel
 
