@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -29,6 +31,19 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           text=True, env=env(), timeout=timeout)
 
 
+def cli_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """cli() without a new interpreter (main() is what `python -m foundry_channels` runs):
+    for the many quick usage-error cases."""
+    from foundry_channels.cli import main
+
+    try:
+        rc = main(list(args))
+    except SystemExit as e:  # argparse's own errors and --help
+        rc = e.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out, err)
+
+
 @pytest.mark.parametrize("args", [[], ["run"], ["demo"], ["stream"], ["backends"]])
 def test_help_everywhere(args):
     result = cli(*args, "--help")
@@ -41,7 +56,12 @@ def test_help_everywhere(args):
     ([], "the following arguments are required: COMMAND"),
     (["fly"], "invalid choice: 'fly'"),
     (["run"], "the following arguments are required: WORKFLOW.json"),
-    (["demo", "--window", "0"], "argument --window: must be at least 1, got 0"),
+    (["demo", "--window", "0"], "argument --window: 0 is outside 1..4294967295"),
+    (["demo", "--max-tokens", "-5"], "argument --max-tokens: -5 is outside 1..4294967295"),
+    (["demo", "--prompt", "a", "--prompt-file", "p.txt"], "not allowed with argument --prompt"),
+    (["demo", "--prompt-file", "missing.txt"], "--prompt-file missing.txt: No such file"),
+    (["demo", "--prompt", b"We \xff".decode("utf-8", "surrogateescape")],
+     "input 'prompt': not UTF-8 text: undecodable character '\\udcff' at position 3"),
     (["demo", "--seed", "abc"], "argument --seed: expected an integer, got 'abc'"),
     (["demo", "--seed", "-1"], "argument --seed: -1 is outside 0..4294967295"),
     (["demo", "--device", "gpu"], "argument --device: expected cpu, cuda, cuda:N or metal"),
@@ -50,10 +70,11 @@ def test_help_everywhere(args):
     (["run", "missing.json"], "cannot read workflow"),
     (["run", SAMPLE, "--input", "seed"], "expected NAME=VALUE, got 'seed'"),
     (["run", SAMPLE, "--input", "temperature=1"], "has no input 'temperature'"),
-    (["stream", "--capacity", "1000"], "--capacity: expected a power of two"),
+    (["stream", "--capacity", "1000"], "--capacity: must be a power of two from 1 to 67108864"),
+    (["stream", "--capacity", str(2 ** 27)], "--capacity: must be a power of two from 1 to 67108864"),
 ])
-def test_bad_arguments_give_one_line_and_exit_2(args, message):
-    result = cli(*args)
+def test_bad_arguments_give_one_line_and_exit_2(args, message, capsys):
+    result = cli_in_process(capsys, *args)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -73,6 +94,88 @@ def test_invalid_workflow_file_is_one_line_with_position(tmp_path):
     result = cli("run", str(bad))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "steps[7].body[1].value (stream_write_u32): wrong value kind" in result.stderr
+
+
+def test_workflow_file_that_is_not_utf8(tmp_path):
+    bad = tmp_path / "latin1.json"
+    bad.write_bytes(b'{"name": "caf\xe9", "steps": []}')
+    result = cli("run", str(bad))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert f"{bad}: not UTF-8 text: byte 0xe9 at line 1, column 14" in result.stderr
+
+
+def test_prompt_file_that_is_not_utf8(tmp_path):
+    bad = tmp_path / "prompt.txt"
+    bad.write_bytes(b"line one\nab\xffc")
+    result = cli("run", SAMPLE, "--prompt-file", str(bad))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert f"--prompt-file {bad}: not UTF-8 text: byte 0xff at line 2, column 3" in result.stderr
+
+
+def test_version():
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout == f"foundry-channels {fc.__version__}\n"
+
+
+def test_a_prompt_too_long_for_the_history_says_why_nothing_was_generated(tmp_path):
+    # A 1 MB prompt cannot pass argv; the history (65536 tokens) cannot hold it either: the
+    # run ends at once, and the human output says so instead of printing nothing.
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("We hold these truths. " * 50_000)
+    result = cli("run", SAMPLE, "--prompt-file", str(prompt))
+    assert result.returncode == 0, result.stderr
+    assert "generated_tokens: []" in result.stdout
+    assert "(loop 1: 0 tokens in 16 steps, stopped by history full)" in result.stderr
+    result = cli("run", SAMPLE, "--prompt-file", str(prompt), "--json")
+    assert json.loads(result.stdout)["loops"][0]["stop_reason"] == "history full"
+
+
+# Runs the CLI as `python -m foundry_channels` does, after installing an import hook that
+# delivers a real SIGINT when the named module is first imported: a Ctrl-C at a known point.
+INTERRUPT_AT_IMPORT = textwrap.dedent("""
+    import runpy, signal, sys
+
+    module = sys.argv[1]
+
+    class Interrupt:
+        def find_spec(self, name, path=None, target=None):
+            if name == module:
+                signal.raise_signal(signal.SIGINT)
+            return None
+
+    sys.meta_path.insert(0, Interrupt())
+    sys.argv = ["foundry-channels", *sys.argv[2:]]
+    runpy.run_module("foundry_channels", run_name="__main__", alter_sys=True)
+""")
+
+
+@pytest.mark.parametrize("module, args", [
+    ("jsonschema", ["backends"]),  # while the parser is built: the first ~0.3 s of any command
+    ("foundry_channels._live_text", ["demo", "--max-tokens", "5"]),  # as the command starts
+    ("foundry_channels.workflow.streaming", ["run", SAMPLE, "--max-tokens", "5"]),  # in the run
+])
+def test_ctrl_c_anywhere_is_one_line_and_exit_130(tmp_path, module, args):
+    hook = tmp_path / "interrupt.py"
+    hook.write_text(INTERRUPT_AT_IMPORT)
+    result = subprocess.run([sys.executable, str(hook), module, *args], capture_output=True,
+                            text=True, env=env(), timeout=120)
+    assert result.returncode == 130
+    assert result.stderr == "foundry-channels: interrupted\n"
+
+
+def test_ctrl_c_while_generating(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "foundry_channels", "demo", "--max-tokens",
+                             "65000", "--window", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env())
+    prompt = b"We hold these truths"
+    out = b""
+    while len(out) <= len(prompt):  # the prompt, then the first generated text
+        out += proc.stdout.read1(4096)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted after ")
 
 
 def test_unavailable_backend_is_a_usage_error():
@@ -138,6 +241,15 @@ def test_demo_live_status_line_on_a_terminal():
     assert "tok/s | interactive | window 16 | cpu" in out  # the live status line
     assert "\x1b[2K" in out  # redrawn in place
     assert "64 tokens in" in out
+
+
+def test_stream_is_lossless_by_default():
+    # The README's example: the default capacity holds every item (it dropped 97-99% with a
+    # capacity of 1024 on cpu, where the device thread outruns the printing reader).
+    result = cli("stream", "--items", "100000")
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("items 100000, dropped 0,") and "capacity 131072" in summary
 
 
 def test_stream_demo_summary():

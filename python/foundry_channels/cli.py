@@ -6,7 +6,7 @@
     backends            which backends can run here, and why the others cannot
 
 Exit codes: 0 done, 1 the run failed, 2 bad arguments or an invalid workflow (one line on
-stderr), 130 interrupted.
+stderr), 130 interrupted (Ctrl-C at any point: one line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+PROG = "foundry-channels"
 U32_MAX = 0xFFFFFFFF
 DEVICE_PATTERN = re.compile(r"^(cpu|metal|cuda(:\d+)?)$")
 STOP_REASONS = {0: "max tokens", 1: "EOS", 2: "max tokens (device)", 3: "history full"}
@@ -37,21 +38,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _u32(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value <= U32_MAX:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..{U32_MAX}")
-    return value
+def _int_in(lo: int, hi: int):
+    """An argparse type: an integer in lo..hi (the message states the range it checks)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> int:
-    value = _u32(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+_u32 = _int_in(0, U32_MAX)
+_positive = _int_in(1, U32_MAX)
 
 
 def _device(text: str) -> str:
@@ -73,7 +76,11 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def _add_generation(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--prompt", help="prompt text (workflow input 'prompt')")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", help="prompt text (workflow input 'prompt')")
+    prompt.add_argument("--prompt-file", metavar="PATH",
+                        help="read the prompt from a UTF-8 file (for prompts too long for a "
+                             "command line)")
     p.add_argument("--max-tokens", type=_positive, metavar="N",
                    help="loop bound (workflow input 'max_tokens')")
     p.add_argument("--window", type=_positive, metavar="W",
@@ -92,8 +99,11 @@ def _add_mode(p: argparse.ArgumentParser, default: Optional[str]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="foundry-channels",
+    from . import __version__
+
+    parser = _Parser(prog=PROG,
                      description="GPU<->CPU stream channels: workflows, demos and checks.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -124,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(stream)
     stream.add_argument("--items", type=_positive, default=1000, metavar="N",
                         help="items to push (default 1000)")
-    stream.add_argument("--capacity", type=_positive, default=1024, metavar="C",
-                        help="ring capacity, a power of two (default 1024)")
+    stream.add_argument("--capacity", type=_positive, metavar="C",
+                        help="ring capacity, a power of two (default: the smallest that holds "
+                             "every item, so nothing is dropped; a smaller one shows "
+                             "drop-oldest when the device pushes faster than the CPU reads)")
     stream.set_defaults(handler=cmd_stream)
 
     backends = sub.add_parser("backends", help="list backends and whether they can run here",
@@ -146,18 +158,34 @@ def _open_device(spec: str):
         raise UsageError(f"--device {spec}: {e}") from None
 
 
+def _read_prompt(path: str) -> str:
+    from .workflow.loader import decode_utf8
+
+    try:
+        with open(path, "rb") as f:
+            return decode_utf8(f.read())
+    except OSError as e:
+        raise UsageError(f"--prompt-file {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise UsageError(f"--prompt-file {path}: {e}") from None
+
+
 def _generation_inputs(args, workflow) -> dict:
     inputs = dict(getattr(args, "input", []))
-    for flag, name in (("prompt", "prompt"), ("max_tokens", "max_tokens"),
-                       ("window", "window"), ("seed", "seed")):
+    for flag, name in (("prompt", "prompt"), ("prompt_file", "prompt"),
+                       ("max_tokens", "max_tokens"), ("window", "window"), ("seed", "seed")):
         value = getattr(args, flag)
         if value is None:
             continue
         if name not in workflow.inputs:
             raise UsageError(f"--{flag.replace('_', '-')}: workflow '{workflow.name}' has no "
                              f"input '{name}'")
-        inputs[name] = value
+        inputs[name] = _read_prompt(value) if flag == "prompt_file" else value
     return inputs
+
+
+def _stop_reason(flag: int) -> str:
+    return STOP_REASONS.get(flag, f"stop flag {flag}")
 
 
 def _load(path: str):
@@ -202,7 +230,9 @@ def cmd_run(args) -> int:
         elapsed = time.perf_counter() - start
         outputs = run.python_outputs()
         loops = [{"steps": r.steps, "windows": r.windows, "replays": r.replays,
-                  "stop_flag": r.stop_flag, "mode": r.mode, "delivered": r.delivered,
+                  "tokens": r.tokens.numel if r.tokens is not None else r.delivered,
+                  "stop_flag": r.stop_flag, "stop_reason": _stop_reason(r.stop_flag),
+                  "mode": r.mode, "delivered": r.delivered,
                   "first_token_s": r.first_token_s} for r in run.context.loop_reports]
         run.context.close()
     finally:
@@ -213,6 +243,9 @@ def cmd_run(args) -> int:
     else:
         for name, value in outputs.items():
             print(f"{name}: {value}")
+        for i, loop in enumerate(loops, 1):  # why generation ended, e.g. a prompt too long
+            print(f"(loop {i}: {loop['tokens']} tokens in {loop['steps']} steps, stopped by "
+                  f"{loop['stop_reason']})", file=sys.stderr)
         print(f"({workflow.name} on {args.device} in {elapsed:.3f} s)", file=sys.stderr)
     return 0
 
@@ -271,7 +304,7 @@ def cmd_demo(args) -> int:
         ttft = f", first token after {loop.first_token_s * 1e3:.2f} ms"
     print(f"\n{state['tokens']} tokens in {state['elapsed']:.3f} s ({rate:,.0f} tokens/s){ttft}, "
           f"mode {args.mode}, window {window}, backend {device.backend}, "
-          f"stopped by {STOP_REASONS.get(stop, stop)}")
+          f"stopped by {_stop_reason(stop)}")
     return 0
 
 
@@ -280,17 +313,23 @@ def cmd_stream(args) -> int:
 
     import foundry_channels as fc
 
-    if args.capacity & (args.capacity - 1) or args.capacity > fc.MAX_CAPACITY:
-        raise UsageError(f"--capacity: expected a power of two up to {fc.MAX_CAPACITY}, got {args.capacity}")
+    from .limits import capacity_problem
+
+    # By default the ring holds the whole run: the stream is lossless however far the CPU
+    # falls behind. A smaller --capacity shows drop-oldest (counted in the summary).
+    capacity = args.capacity or min(1 << (args.items - 1).bit_length(), fc.MAX_CAPACITY)
+    problem = capacity_problem(capacity)
+    if problem:
+        raise UsageError(f"--capacity: {problem}")
     device = _open_device(args.device)
     try:
-        channel = fc.ChannelU32(device, args.capacity)
+        channel = fc.ChannelU32(device, capacity)
         cb = device.new_queue().command_buffer()
         cb.channel_init(channel)
         cb.channel_push_sequence(channel, 0, args.items)  # one kernel, each item published
         cb.channel_close(channel)
         reader = channel.reader()
-        batch = np.empty(min(args.capacity, 1 << 16), dtype=np.uint32)
+        batch = np.empty(min(capacity, 1 << 16), dtype=np.uint32)
         start = time.perf_counter()
         cb.commit()  # returns at once: the device pushes while we drain below
         received, in_order, last = 0, True, -1
@@ -312,7 +351,8 @@ def cmd_stream(args) -> int:
         elapsed = time.perf_counter() - start
         cb.wait_until_completed(timeout=10.0)
         print(f"items {received}, dropped {reader.dropped}, {received / elapsed:,.0f} items/s, "
-              f"in order: {'yes' if in_order else 'NO'}, backend {device.backend} ({device.name})")
+              f"in order: {'yes' if in_order else 'NO'}, capacity {capacity}, "
+              f"backend {device.backend} ({device.name})")
     finally:
         device.close()
     return 0 if in_order and received + reader.dropped == args.items else EXIT_FAILED
@@ -335,16 +375,22 @@ def cmd_backends(args) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # Building the parser imports the workflow modules (a few hundred ms at start-up): a
+    # Ctrl-C then, while parsing or while a command runs ends the same way.
+    try:
+        args = build_parser().parse_args(argv)
+        return _run_command(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run_command(args) -> int:
     try:
         return args.handler(args)
     except UsageError as e:
-        print(f"{parser.prog} {args.command}: error: {e}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except Exception as e:  # a failed run: one line, not a traceback
-        print(f"{parser.prog} {args.command}: failed: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"{PROG} {args.command}: failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
