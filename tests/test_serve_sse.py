@@ -77,7 +77,34 @@ def test_sse_rejects_bad_parameters(server_url):
         assert r.status_code == 400 and "mode" in r.json()["error"]
 
 
-def test_parse_request_limits():
+def test_max_tokens_beyond_the_workflows_bound_is_a_400_before_streaming(server_url):
+    # Was 200 with an empty body: the server allowed 2^20, the workflow 65000. The bound is
+    # now the workflow's own input declaration, checked before the response starts.
+    with httpx.Client(timeout=30) as client:
+        for params, bound in (({"max_tokens": 100000}, "1..65000"), ({"window": 0}, "1..4096")):
+            r = client.get(f"{server_url}/generate", params=params)
+            assert r.status_code == 400 and bound in r.json()["error"]
+
+
+def test_a_failure_while_streaming_ends_with_an_error_event():
+    import asyncio
+
+    async def failing(params):
+        yield "partial "
+        raise RuntimeError("device lost")
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(failing))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get("/generate")
+
+    response = asyncio.run(get())
+    assert response.status_code == 200
+    assert response.text == ('data: {"text": "partial "}\n\n'
+                             'event: error\ndata: {"error": "RuntimeError: device lost"}\n\n')
+
+
+def test_parse_request_parses_the_query():
     assert parse_request({"prompt": "x", "window": "4"}) == {"prompt": "x", "window": 4}
     with pytest.raises(ValueError, match="window"):
-        parse_request({"window": "0"})
+        parse_request({"window": "four"})

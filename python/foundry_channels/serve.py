@@ -23,7 +23,7 @@ def _require_starlette():
     except ImportError as e:  # pragma: no cover - exercised only without the extra
         raise ImportError(
             "foundry_channels.serve needs the optional 'serve' extra: "
-            "python3 -m pip install 'foundry-channels[serve]'"
+            "python3 -m pip install '.[serve]' in a checkout (or starlette and uvicorn)"
         ) from e
 
 
@@ -33,21 +33,19 @@ def sse_event(data: Any, event: str | None = None) -> bytes:
     return (head + "data: " + json.dumps(data) + "\n\n").encode()
 
 
-_INT_PARAMS = {"max_tokens": (1, 1 << 20), "window": (1, 4096), "seed": (0, 2**32 - 1)}
+_INT_PARAMS = ("max_tokens", "window", "seed")
 
 
 def parse_request(query: Dict[str, str]) -> Dict[str, Any]:
-    """Validates the query string; ValueError names the bad parameter."""
+    """Parses the query string; ValueError names the bad parameter. The bounds of the values
+    are the generator's (workflow_generator: the workflow's input declarations)."""
     request: Dict[str, Any] = {"prompt": query.get("prompt", "")}
-    for name, (lo, hi) in _INT_PARAMS.items():
+    for name in _INT_PARAMS:
         if name in query:
             try:
-                value = int(query[name])
+                request[name] = int(query[name])
             except ValueError:
                 raise ValueError(f"query parameter '{name}' must be an integer, got {query[name]!r}") from None
-            if not lo <= value <= hi:
-                raise ValueError(f"query parameter '{name}' must be in [{lo}, {hi}], got {value}")
-            request[name] = value
     if "mode" in query:
         if query["mode"] not in ("throughput", "interactive"):
             raise ValueError(f"query parameter 'mode' must be 'throughput' or 'interactive', got {query['mode']!r}")
@@ -60,7 +58,9 @@ def create_app(generate: GenerateFn):
 
     `generate` receives the parsed query ({prompt, max_tokens?, window?, seed?, mode?}) and
     returns an async iterator of text chunks; its last item may be a dict, sent as the
-    `done` event's data (e.g. the run summary)."""
+    `done` event's data (e.g. the run summary). A ValueError raised by `generate` itself
+    (not by the iterator) is a bad request: answered 400 before any event is sent. A failure
+    while streaming ends the stream with an `error` event."""
     _require_starlette()
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, StreamingResponse
@@ -68,17 +68,21 @@ def create_app(generate: GenerateFn):
 
     async def generate_route(request):
         try:
-            params = parse_request(dict(request.query_params))
+            chunks = generate(parse_request(dict(request.query_params)))
         except ValueError as e:
             return JSONResponse({"error": str(e)}, status_code=400)
 
         async def events():
             summary: Dict[str, Any] = {}
-            async for chunk in generate(params):
-                if isinstance(chunk, dict):
-                    summary = chunk
-                else:
-                    yield sse_event({"text": chunk})
+            try:
+                async for chunk in chunks:
+                    if isinstance(chunk, dict):
+                        summary = chunk
+                    else:
+                        yield sse_event({"text": chunk})
+            except Exception as e:  # the status line is sent already: say so in the stream
+                yield sse_event({"error": f"{type(e).__name__}: {e}"}, event="error")
+                return
             yield sse_event(summary, event="done")
 
         return StreamingResponse(events(), media_type="text/event-stream",
@@ -98,15 +102,22 @@ def workflow_generator(device: str = "cpu", workflow_path: str | None = None) ->
     import time
 
     from .lm import StreamingDetokenizer
-    from .workflow import load_workflow, run_workflow, sample_path
+    from .workflow import WorkflowRuntimeError, load_workflow, run_workflow, sample_path
+    from .workflow.executor import bind_inputs
 
     workflow = load_workflow(workflow_path or sample_path("text_generation_stream_u32"))
 
-    async def generate(params: Dict[str, Any]) -> AsyncIterator[Any]:
+    def generate(params: Dict[str, Any]) -> AsyncIterator[Any]:
+        inputs = {k: params[k] for k in ("prompt", "max_tokens", "window", "seed") if k in params}
+        try:  # the workflow's own bounds (max_tokens, window, ...), checked before streaming
+            bind_inputs(workflow, inputs)
+        except WorkflowRuntimeError as e:
+            raise ValueError(str(e)) from None
+        return stream(inputs, params.get("mode", "interactive"))
+
+    async def stream(inputs: Dict[str, Any], mode: str) -> AsyncIterator[Any]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
-        inputs = {k: params[k] for k in ("prompt", "max_tokens", "window", "seed") if k in params}
-        mode = params.get("mode", "interactive")
 
         def on_token(token: int) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, token)
