@@ -32,9 +32,17 @@ from pathlib import Path
 import numpy as np
 
 import foundry_channels as fc
-from foundry_channels.workflow import load_workflow, run_workflow, sample_path
+from foundry_channels.workflow import load_workflow, register_op, run_workflow, sample_path
+from foundry_channels.workflow.registry import Arg
 
 NEVER = 256  # tokens are bytes: an EOS of 256 is never sampled
+
+
+@register_op("bench_push_removed", args={"channel": Arg(("channel",)), "stop": Arg(("tensor",))})
+def _bench_push_removed(ctx, args, step):
+    """The sample's push with the push taken out, for the no-streaming upper bound: the
+    loader requires a streaming loop's body to push into its stream, so this op stands in
+    for stream_write_u32 (same arguments) and encodes nothing."""
 
 
 def sample_without_eos(push="kernel"):
@@ -44,10 +52,10 @@ def sample_without_eos(push="kernel"):
     doc["values"]["eos_token"]["value"] = NEVER
     doc["inputs"]["max_tokens"]["maximum"] = 65000
     loop = next(s for s in doc["steps"] if s["op"] == "while_batched")
-    if push != "kernel":
-        loop["body"] = [op for op in loop["body"] if op["op"] != "stream_write_u32"]
     if push == "fused":
-        loop["body"][0]["stream"] = "tokens"
+        loop["body"] = [dict(loop["body"][0], stream="tokens")]
+    elif push == "none":
+        loop["body"][1] = {"op": "bench_push_removed", "channel": "tokens", "stop": "stop"}
     return load_workflow(doc)
 
 
