@@ -149,6 +149,12 @@ INTERRUPT_AT_IMPORT = textwrap.dedent("""
 """)
 
 
+def default_sigint() -> None:
+    """preexec_fn: a process started in the background inherits SIGINT ignored, and Python
+    then installs no KeyboardInterrupt handler; a terminal's Ctrl-C finds it at its default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("module, args", [
     ("jsonschema", ["backends"]),  # while the parser is built: the first ~0.3 s of any command
     ("foundry_channels._live_text", ["demo", "--max-tokens", "5"]),  # as the command starts
@@ -158,7 +164,7 @@ def test_ctrl_c_anywhere_is_one_line_and_exit_130(tmp_path, module, args):
     hook = tmp_path / "interrupt.py"
     hook.write_text(INTERRUPT_AT_IMPORT)
     result = subprocess.run([sys.executable, str(hook), module, *args], capture_output=True,
-                            text=True, env=env(), timeout=120)
+                            text=True, env=env(), timeout=120, preexec_fn=default_sigint)
     assert result.returncode == 130
     assert result.stderr == "foundry-channels: interrupted\n"
 
@@ -166,11 +172,13 @@ def test_ctrl_c_anywhere_is_one_line_and_exit_130(tmp_path, module, args):
 def test_ctrl_c_while_generating(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "foundry_channels", "demo", "--max-tokens",
                              "65000", "--window", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env())
+                            stderr=subprocess.PIPE, env=env(), preexec_fn=default_sigint)
     prompt = b"We hold these truths"
     out = b""
     while len(out) <= len(prompt):  # the prompt, then the first generated text
-        out += proc.stdout.read1(4096)
+        chunk = proc.stdout.read1(4096)
+        assert chunk, proc.communicate(timeout=60)  # ended before generating anything
+        out += chunk
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
