@@ -10,9 +10,10 @@ every later step of the window is predicated off; the loop ends after that windo
 
 Streaming modes (`mode`, an explicit runner option) drain a channel while the device runs
 instead (streaming.py): "throughput" keeps two large windows in flight so the device never
-idles; "interactive" grows the window 1, 2, 4, ... up to `window` for a fast first token. A
-run delivers tokens through exactly one path: the per-window collected tokens ("windowed")
-or the channel drain (the streaming modes), never both.
+idles; "interactive" grows the window 1, 2, 4, ... up to `window` for a fast first token;
+both shrink the windows to what the channel holds (streaming.pipeline). A run delivers
+tokens through exactly one path: the per-window collected tokens ("windowed") or the
+channel drain (the streaming modes), never both.
 """
 
 from __future__ import annotations
