@@ -143,7 +143,8 @@ void ChannelU32Reader::check_epoch() {
                      "; the old run's unread items are gone. The next read follows the new run");
 }
 
-size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consumed) {
+size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consumed,
+                                        uint64_t* indices) {
   consumed = 0;
   if (!attached_ && !attach()) return 0;
   const uint64_t w = write_count();
@@ -170,6 +171,7 @@ size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consu
     const uint32_t tag = static_cast<uint32_t>(slot >> 32);
     const uint32_t expected = static_cast<uint32_t>(index + 1);
     if (tag == expected) {
+      if (indices) indices[kept] = index;
       out[kept++] = static_cast<uint32_t>(slot);
     } else if (static_cast<int32_t>(tag - expected) > 0) {
       ++overwritten;  // overwritten by a later item before we got to it
@@ -190,7 +192,7 @@ size_t ChannelU32Reader::fill_cache() {
   cache_pos_ = cache_len_ = 0;
   size_t consumed = 0;
   do {
-    cache_len_ = copy_from_ring(cache_.data(), kCacheItems, consumed);
+    cache_len_ = copy_from_ring(cache_.data(), kCacheItems, consumed, cache_index_.data());
   } while (cache_len_ == 0 && consumed != 0);  // a whole batch was overwritten: go again
   return cache_len_;
 }

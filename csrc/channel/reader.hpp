@@ -52,7 +52,9 @@ class ChannelU32Reader {
   // Items handed to the caller so far.
   uint64_t delivered() const { return delivered_; }
   // Index (64-bit count in this epoch) of the next item this reader will return.
-  uint64_t position() const { return cursor_ - (cache_len_ - cache_pos_); }
+  uint64_t position() const {
+    return cache_pos_ != cache_len_ ? cache_index_[cache_pos_] : cursor_;
+  }
   // Items readable now without blocking (including the reader's small read-ahead cache): a
   // hint, counting published items whose slot may not be visible yet and items that will turn
   // out to be dropped.
@@ -63,8 +65,9 @@ class ChannelU32Reader {
 
  private:
   class Exclusive;  // guards against two threads using one reader at once
-  // Returns the items kept; `consumed` is how many ring indices it moved past.
-  size_t copy_from_ring(uint32_t* out, size_t max, size_t& consumed);
+  // Returns the items kept; `consumed` is how many ring indices it moved past. With
+  // `indices`, each kept item's index is stored beside it.
+  size_t copy_from_ring(uint32_t* out, size_t max, size_t& consumed, uint64_t* indices = nullptr);
   size_t fill_cache();     // items in the read-ahead cache after refilling it if empty
   bool attach();           // false while the awaited init has not run yet
   uint64_t write_count() const;
@@ -89,6 +92,7 @@ class ChannelU32Reader {
   // Read-ahead for try_next() and wait(): one ring copy serves many single-item reads.
   static constexpr size_t kCacheItems = 256;
   std::array<uint32_t, kCacheItems> cache_{};
+  std::array<uint64_t, kCacheItems> cache_index_{};  // item indices: the cache may have gaps
   size_t cache_pos_ = 0;
   size_t cache_len_ = 0;
 };

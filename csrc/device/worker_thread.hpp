@@ -39,7 +39,8 @@ class WorkerThread {
   WorkerThread(const WorkerThread&) = delete;
   WorkerThread& operator=(const WorkerThread&) = delete;
 
-  // Queues a job; hands it back (nullopt = taken) once stop() was called.
+  // Queues a job; hands it back (nullopt = taken) once stop() was called. Jobs are
+  // default-constructible and movable (a shared_ptr, a small struct).
   std::optional<Job> push(Job job) {
     {
       std::lock_guard lock(state_->mutex);
@@ -106,18 +107,18 @@ class WorkerThread {
 
   static void loop(State& state) {
     for (;;) {
-      std::optional<Job> job;
+      Job job{};
       {
         std::unique_lock lock(state.mutex);
         state.busy = false;
         state.cv.wait(lock, [&] { return state.stopping || !state.jobs.empty(); });
         if (state.stopping) return;  // stop() took what was queued
-        job.emplace(std::move(state.jobs.front()));
+        job = std::move(state.jobs.front());
         state.jobs.pop_front();
         state.busy = true;
       }
-      state.run(*job);
-      job.reset();  // may destroy the owner (and so call stop() on this very thread)
+      state.run(job);
+      job = Job{};  // may destroy the owner (and so call stop() on this very thread)
     }
   }
 
