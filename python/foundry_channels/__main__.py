@@ -2,7 +2,11 @@
 
 import sys
 
-from .cli import main
+from . import _interrupt
+
+_interrupt.defer()  # before the CLI's own imports: Ctrl-C is acted on once they are done
+
+from .cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

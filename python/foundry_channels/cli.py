@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from . import _interrupt
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -374,12 +376,21 @@ def cmd_backends(args) -> int:
     return 0
 
 
+def _import_commands() -> None:
+    """What the commands import, imported while Ctrl-C is deferred (_interrupt)."""
+    from . import _live_text, limits  # noqa: F401
+    from .workflow import ops, streaming  # noqa: F401
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    # Building the parser imports the workflow modules (a few hundred ms at start-up): a
-    # Ctrl-C then, while parsing or while a command runs ends the same way.
+    _interrupt.defer()  # __main__ did already; this covers a direct call
     try:
-        args = build_parser().parse_args(argv)
-        return _run_command(args)
+        try:  # the imports of the first few hundred ms: Ctrl-C only recorded (_interrupt)
+            parser = build_parser()
+            _import_commands()
+        finally:
+            _interrupt.resume()  # raises KeyboardInterrupt for a Ctrl-C recorded meanwhile
+        return _run_command(parser.parse_args(argv))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
