@@ -84,16 +84,14 @@ def shared_channel_turns(modes: tuple[str, ...]) -> dict:
     """The multi-turn sample with one channel for all three turns, closed at the end, and a
     mode per turn's loop."""
     doc = copy.deepcopy(MULTI_TURN)
-    steps = []
-    for step in doc["steps"]:
-        if step["op"] in ("stream_init", "stream_close") and steps and \
-                any(s["op"] == "stream_init" for s in steps):
-            continue  # one init (the first), no close between turns
+    first_init = next(s for s in doc["steps"] if s["op"] == "stream_init")
+    steps = [s for s in doc["steps"]  # one init (the first), no close between turns
+             if s["op"] != "stream_close" and (s["op"] != "stream_init" or s is first_init)]
+    for step in steps:
         for s in (step, *step.get("body", ())):
             for key in ("out", "stream", "channel"):
                 if str(s.get(key, "")).endswith("_stream"):
                     s[key] = "shared"
-        steps.append(step)
     steps.append({"op": "stream_close", "channel": "shared"})
     for loop, mode in zip((s for s in steps if s["op"] == "while_batched"), modes):
         loop["mode"] = mode
