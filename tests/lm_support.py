@@ -32,17 +32,17 @@ def decode_on_device(device, prompt: list, *, seed: int, steps: int, eos: int = 
     count = TensorArg.zeros(device, "u32", (1,))
     prompt_t = TensorArg.from_array(device, prompt or [0])
     cb = device.new_queue().command_buffer()
-    cb.dispatch("lm_prefill", 1, [None, state.buffer, hist.buffer, prompt_t.buffer, stop.buffer],
-                [len(prompt), history])
+    cb.dispatch("lm_prefill", 1, state=state.buffer, history=hist.buffer, prompt=prompt_t.buffer,
+                stop=stop.buffer, prompt_length=len(prompt), history_capacity=history)
     for _ in range(steps):
-        cb.dispatch("lm_decode_step", 1,
-                    [model.buffer, state.buffer, hist.buffer, out.buffer, stop.buffer],
-                    [seed, eos, max_tokens, history, overshoot])
-        cb.dispatch("decode_collect_u32", 1, [out.buffer, listed.buffer, count.buffer, stop.buffer],
-                    [steps, 1])
+        cb.dispatch("lm_decode_step", 1, model=model.buffer, state=state.buffer,
+                    history=hist.buffer, out=out.buffer, stop=stop.buffer, seed=seed, eos=eos,
+                    max_tokens=max_tokens, history_capacity=history, overshoot=overshoot)
+        cb.dispatch("decode_collect_u32", 1, source=out.buffer, list=listed.buffer,
+                    count=count.buffer, stop=stop.buffer, list_capacity=steps, predicated=1)
     if rollback:
-        cb.dispatch("lm_rollback", 1, [None, state.buffer, hist.buffer, None, stop.buffer],
-                    [history])
+        cb.dispatch("lm_rollback", 1, state=state.buffer, history=hist.buffer, stop=stop.buffer,
+                    history_capacity=history)
     cb.commit()
     assert cb.wait_until_completed(timeout=60)
     n = int(count.numpy()[0])

@@ -183,11 +183,10 @@ FAULT_SCRIPT = textwrap.dedent(
             errors.append(e)
     t = threading.Thread(target=blocked); t.start()
     # channel_u32_push reading its source ~60 GB past a 4-byte buffer: an illegal address.
-    header, data = dev.buffer(64), dev.buffer(64)
-    src, cursor = dev.buffer(4, "private"), dev.buffer(16, "private")
+    target, src = fc.ChannelU32(dev, 16), dev.buffer(4, "private")
     bad = q.command_buffer()
-    bad.dispatch("channel_u32_push", 1, [header, data, src, None, None, cursor],
-                 [16, 0, 1, 1, 1, 0xF0000000, 0, 0])
+    bad.dispatch("channel_u32_push", 1, channel=target, source=src, capacity=16, from_source=1,
+                 count=1, stride=1, offset=0xF0000000)
     bad.commit()
     try:
         bad.wait_until_completed(timeout=60)

@@ -18,7 +18,7 @@ from conftest import make_channel
 
 def trap(device, queue=None):
     cb = (queue or device.new_queue()).command_buffer()
-    cb.dispatch("debug_trap", 1, [], [])
+    cb.dispatch("debug_trap", 1)
     cb.commit()
     return cb
 
@@ -72,7 +72,7 @@ def test_work_queued_behind_a_fault_fails_too(cpu_device):
 @register_op("test_debug_trap", args={}, category="step")
 def _test_debug_trap(ctx, args, step):
     """Test-only op: a decode step that faults the device."""
-    ctx.command_buffer().dispatch("debug_trap", 1, [], [])
+    ctx.command_buffer().dispatch("debug_trap", 1)
 
 
 @pytest.mark.parametrize("mode", ["windowed", "throughput", "interactive"])

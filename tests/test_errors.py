@@ -188,4 +188,4 @@ def test_private_buffer_has_no_cpu_view(device):
 def test_dispatch_unknown_kernel(device):
     cb = device.new_queue().command_buffer()
     with pytest.raises(ValueError, match="unknown kernel 'nope'"):
-        cb.dispatch("nope", 1, [], [])
+        cb.dispatch("nope", 1)

@@ -215,7 +215,7 @@ def set_write_count(device, ch, count):
     staging = device.buffer(8)
     staging.numpy()[:] = [count & 0xFFFFFFFF, count >> 32]
     cb = device.new_queue().command_buffer()
-    cb.dispatch("buffer_copy_u32", 2, [staging, ch.buffers[2]], [2])
+    cb.dispatch("buffer_copy_u32", 2, source=staging, destination=ch.buffers[2], words=2)
     cb.commit()
     assert cb.wait_until_completed(30)
 
@@ -370,7 +370,8 @@ def test_bad_capacity_is_one_clear_line(cpu_device, capacity, error):
     (lambda cb, ch, dev: dev.buffer(-1), ValueError, r"buffer\(nbytes\)"),
     (lambda cb, ch, dev: dev.buffer("8"), TypeError, r"buffer\(nbytes\)"),
     (lambda cb, ch, dev: cb.counter(dev.buffer(4), dev.buffer(4), multiplier=-1), ValueError, r"counter\(multiplier\)"),
-    (lambda cb, ch, dev: cb.dispatch("counter_u32", 1, [dev.buffer(4), dev.buffer(4)], [1, -1]), ValueError, r"scalars\[1\]"),
+    (lambda cb, ch, dev: cb.dispatch("counter_u32", 1, state=dev.buffer(4), out=dev.buffer(4),
+                                     multiplier=1, addend=-1), ValueError, r"argument 'addend'"),
 ])
 def test_bad_integer_arguments_are_one_clear_line(cpu_device, call, error, what):
     ch = fc.ChannelU32(cpu_device, 8)

@@ -30,6 +30,78 @@ py::array buffer_view(const std::shared_ptr<Buffer>& buffer, py::handle owner) {
                    {1}, buffer->host_ptr(), owner);
 }
 
+const char* kind_name(ParamKind kind) {
+  switch (kind) {
+    case ParamKind::Buffer: return "a Buffer";
+    case ParamKind::Channel: return "a ChannelU32";
+    case ParamKind::U32: return "a u32 int";
+  }
+  return "?";
+}
+
+std::string parameter_names(const KernelSignature& sig) {
+  std::string names;
+  for (int i = 0; i < sig.count; ++i) names += (i ? ", " : "") + std::string(sig.params[i].name);
+  return sig.count ? names : "no arguments";
+}
+
+// Python's named dispatch: the kwargs are matched against the kernel's signature from the
+// kernel table and put into their slots; every check happens before anything is recorded.
+void dispatch_by_name(CommandBuffer& cb, const std::string& kernel, const py::object& grid_arg,
+                      const py::kwargs& kwargs) {
+  const KernelId id = kernel_by_name(kernel.c_str());
+  if (id == KernelId::count_) {
+    throw py::value_error("dispatch(): unknown kernel '" + kernel +
+                          "'; fc.kernel_names() lists them");
+  }
+  const KernelSignature& sig = kernel_signature(id);
+  const std::string where = "dispatch('" + kernel + "')";
+  for (auto item : kwargs) {
+    const std::string name = py::str(item.first);
+    bool known = false;
+    for (int i = 0; i < sig.count && !known; ++i) known = name == sig.params[i].name;
+    if (!known) {
+      throw py::type_error(where + ": unknown argument '" + name + "'; it takes " +
+                           parameter_names(sig));
+    }
+  }
+  const uint32_t grid = checked_u32(grid_arg, (where + ": grid").c_str());
+  std::array<std::shared_ptr<Buffer>, kBufferSlots> buffers{};
+  std::array<uint32_t, kScalarSlots> scalars{};
+  for (int i = 0; i < sig.count; ++i) {
+    const KernelParam& p = sig.params[i];
+    const py::object value = kwargs.contains(p.name) ? py::object(kwargs[p.name]) : py::none();
+    const std::string what = where + ": argument '" + p.name + "'";
+    if (value.is_none()) {
+      if (p.optional) continue;
+      throw py::type_error(where + ": missing argument '" + p.name + "' (" + kind_name(p.kind) +
+                           ")");
+    }
+    const auto wrong_type = [&] {
+      return py::type_error(what + " must be " + kind_name(p.kind) + ", got " +
+                            std::string(py::str(py::type::of(value).attr("__name__"))));
+    };
+    switch (p.kind) {
+      case ParamKind::Buffer:
+        if (!py::isinstance<Buffer>(value)) throw wrong_type();
+        buffers[p.slot] = value.cast<std::shared_ptr<Buffer>>();
+        break;
+      case ParamKind::Channel: {
+        if (!py::isinstance<ChannelU32>(value)) throw wrong_type();
+        const auto ch = value.cast<std::shared_ptr<ChannelU32>>();
+        buffers[p.slot] = ch->header_buffer();
+        buffers[p.slot + 1] = ch->data_buffer();
+        buffers[p.slot + 2] = ch->cursor_buffer();
+        break;
+      }
+      case ParamKind::U32:
+        scalars[p.slot] = checked_u32(value, what.c_str());
+        break;
+    }
+  }
+  cb.dispatch(id, grid, buffers, scalars);
+}
+
 }  // namespace
 
 void bind_device(py::module_& m) {
@@ -150,37 +222,22 @@ buffer of its queue.)doc")
             if (state->size_bytes() < 4 || out->size_bytes() < 4) {
               throw py::value_error("counter(): state and out must each hold at least one u32");
             }
-            cb.dispatch(KernelId::counter_u32, 1, {state, out},
-                        {checked_u32(multiplier, "counter(multiplier)"),
-                         checked_u32(addend, "counter(addend)")});
+            kernel_args::counter_u32 args;
+            args.state = state;
+            args.out = out;
+            args.multiplier = checked_u32(multiplier, "counter(multiplier)");
+            args.addend = checked_u32(addend, "counter(addend)");
+            encode(cb, 1, args);
           },
           py::arg("state"), py::arg("out"), py::arg("multiplier") = 1, py::arg("addend") = 0,
           "Encodes counter_u32: out[0] = state[0] * multiplier + addend; state[0] += 1, on the "
           "device.")
-      .def(
-          "dispatch",
-          [](CommandBuffer& cb, const std::string& kernel, const py::object& grid_arg,
-             const std::vector<std::shared_ptr<Buffer>>& buffers, const py::sequence& scalar_args) {
-            const uint32_t grid = checked_u32(grid_arg, "dispatch(grid)");
-            std::vector<uint32_t> scalars;
-            for (size_t i = 0; i < scalar_args.size(); ++i) {
-              const std::string what = "dispatch(scalars[" + std::to_string(i) + "])";
-              scalars.push_back(checked_u32(scalar_args[i], what.c_str()));
-            }
-            KernelId id = kernel_by_name(kernel.c_str());
-            if (id == KernelId::count_) throw py::value_error("unknown kernel '" + kernel + "'");
-            if (buffers.size() > kBufferSlots || scalars.size() > kScalarSlots) {
-              throw py::value_error("dispatch(): at most " + std::to_string(kBufferSlots) +
-                                    " buffers and " + std::to_string(kScalarSlots) + " scalars");
-            }
-            std::array<std::shared_ptr<Buffer>, kBufferSlots> b{};
-            std::array<uint32_t, kScalarSlots> s{};
-            std::copy(buffers.begin(), buffers.end(), b.begin());
-            std::copy(scalars.begin(), scalars.end(), s.begin());
-            cb.dispatch(id, grid, b, s);
-          },
-          py::arg("kernel"), py::arg("grid"), py::arg("buffers"), py::arg("scalars"),
-          "Low-level: encode any kernel by name (buffers may contain None).")
+      .def("dispatch", &dispatch_by_name, py::arg("kernel"), py::arg("grid"), R"doc(
+Encodes any kernel by name with named arguments: dispatch("lm_prefill", 1, state=..., ...).
+Buffers are Buffers, a channel parameter takes a ChannelU32 (its three buffers), scalars are
+u32 ints; an optional buffer may be None or left out, an optional scalar defaults to 0.
+fc.kernel_signature(name) lists a kernel's parameters. A wrong or missing name or a wrong
+type raises TypeError before anything is recorded.)doc")
       .def("commit", &CommandBuffer::commit)
       .def("to_window", &CommandBuffer::to_window,
            "A Window holding a copy of the recorded dispatches, for Queue.replay().")

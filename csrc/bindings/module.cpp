@@ -48,6 +48,29 @@ PYBIND11_MODULE(_core, m) {
   m.attr("CHANNEL_MAGIC") = layout::kMagic;
   m.def("backend_unavailable_reason", &backend_unavailable_reason, py::arg("backend"),
         "'' when `backend` can open a device here, else the reason it cannot.");
+  m.def(
+      "kernel_signature",
+      [](const std::string& name) {
+        const KernelId id = kernel_by_name(name.c_str());
+        if (id == KernelId::count_) {
+          throw py::value_error("kernel_signature(): unknown kernel '" + name + "'");
+        }
+        const KernelSignature& sig = kernel_signature(id);
+        py::list params;
+        for (int i = 0; i < sig.count; ++i) {
+          const KernelParam& p = sig.params[i];
+          const char* kind = p.kind == ParamKind::Buffer    ? "buffer"
+                             : p.kind == ParamKind::Channel ? "channel"
+                                                            : "u32";
+          params.append(py::dict(py::arg("name") = p.name, py::arg("kind") = kind,
+                                 py::arg("slot") = p.slot, py::arg("optional") = p.optional));
+        }
+        return params;
+      },
+      py::arg("name"),
+      "A kernel's parameters from the kernel table, in order: [{name, kind ('buffer', "
+      "'channel' or 'u32'), slot, optional}], what CommandBuffer.dispatch(name, grid, ...) "
+      "takes.");
   m.def("kernel_names", [] {
     std::vector<std::string> names;
     for (int i = 0; i < kKernelCount; ++i) names.emplace_back(kernel_name(static_cast<KernelId>(i)));

@@ -36,8 +36,10 @@ ChannelU32::ChannelU32(std::shared_ptr<Device> device, uint64_t capacity)
 void ChannelU32::encode_init(CommandBuffer& cb) {
   // Every slot is reset (value 0, a tag no item of that slot has): the tags must be reset for
   // the self-validating slots to mean anything after a re-init.
-  cb.dispatch(KernelId::channel_u32_init, capacity_,
-              {header_, data_, nullptr, nullptr, nullptr, cursor_}, {capacity_});
+  kernel_args::channel_u32_init args;
+  args.channel = kernel_buffers();
+  args.capacity = capacity_;
+  encode(cb, capacity_, args);
   inits_encoded_.fetch_add(1, std::memory_order_acq_rel);
 }
 
@@ -66,8 +68,11 @@ void ChannelU32::forget_reader(const ChannelU32Reader* reader) {
 }
 
 void ChannelU32::encode_push(CommandBuffer& cb, uint32_t value) {
-  cb.dispatch(KernelId::channel_u32_push, 1, {header_, data_, nullptr, nullptr, nullptr, cursor_},
-              {capacity_, value, 0u, 1u, 1u, 0u});
+  kernel_args::channel_u32_push args;
+  args.channel = kernel_buffers();
+  args.capacity = capacity_;
+  args.value = value;
+  encode(cb, 1, args);
 }
 
 void ChannelU32::encode_push_from(CommandBuffer& cb, const std::shared_ptr<Buffer>& source,
@@ -84,18 +89,32 @@ void ChannelU32::encode_push_from(CommandBuffer& cb, const std::shared_ptr<Buffe
                                 " needs word " + std::to_string(last_word) + ", but the buffer has " +
                                 std::to_string(source->size_bytes() / 4) + " words");
   }
-  cb.dispatch(KernelId::channel_u32_push, 1, {header_, data_, source, stop_flag, nullptr, cursor_},
-              {capacity_, 0u, 1u, count, stride_words, offset_words, stop_flag ? 1u : 0u});
+  kernel_args::channel_u32_push args;
+  args.channel = kernel_buffers();
+  args.capacity = capacity_;
+  args.from_source = 1;
+  args.source = source;
+  args.count = count;
+  args.stride = stride_words;
+  args.offset = offset_words;
+  args.stop_flag = stop_flag;
+  args.predicated = stop_flag ? 1u : 0u;
+  encode(cb, 1, args);
 }
 
 void ChannelU32::encode_push_sequence(CommandBuffer& cb, uint32_t start, uint32_t count) {
-  cb.dispatch(KernelId::channel_u32_push_sequence, 1,
-              {header_, data_, nullptr, nullptr, nullptr, cursor_}, {capacity_, start, count});
+  kernel_args::channel_u32_push_sequence args;
+  args.channel = kernel_buffers();
+  args.capacity = capacity_;
+  args.start = start;
+  args.count = count;
+  encode(cb, 1, args);
 }
 
 void ChannelU32::encode_close(CommandBuffer& cb) {
-  cb.dispatch(KernelId::channel_u32_close, 1, {header_, nullptr, nullptr, nullptr, nullptr, cursor_},
-              {});
+  kernel_args::channel_u32_close args;
+  args.channel = kernel_buffers();
+  encode(cb, 1, args);
 }
 
 }  // namespace fc

@@ -7,6 +7,7 @@
 
 #include "channel/layout.hpp"
 #include "device/device.hpp"
+#include "device/kernel_args.hpp"
 
 namespace fc {
 
@@ -25,6 +26,8 @@ class ChannelU32 : public std::enable_shared_from_this<ChannelU32> {
   const std::shared_ptr<Buffer>& header_buffer() const { return header_; }
   const std::shared_ptr<Buffer>& data_buffer() const { return data_; }
   const std::shared_ptr<Buffer>& cursor_buffer() const { return cursor_; }
+  // The three buffers as the one group a kernel's channel parameter takes.
+  ChannelArg kernel_buffers() const { return {header_, data_, cursor_}; }
   uint32_t* header_words() const { return static_cast<uint32_t*>(header_->host_ptr()); }
   // The ring's slots: 2 * capacity words, slot s = (value, tag) at words 2s, 2s + 1.
   uint32_t* ring_words() const { return static_cast<uint32_t*>(data_->host_ptr()); }

@@ -61,8 +61,7 @@ __global__ void spin_step_push(uint ns, uint* state, uint* token, u64* stamps, u
   state[0] = k + 1u;
   if (k < stamps_len) stamps[k] = globaltimer();
   token[0] = k;
-  const uint sc[FC_KERNEL_SCALAR_SLOTS] = {capacity, k, 0u, 1u, 1u, 0u, 0u, 0u};
-  channel_u32_push_body(header, data, nullptr, nullptr, nullptr, cursor, nullptr, nullptr, sc, 0u);
+  fc_channel_push_value(header, data, cursor, capacity, k);
 }
 
 // Smallest non-zero step of %globaltimer (its resolution on this GPU).
@@ -99,9 +98,7 @@ __global__ void ping_pong_raw(uint* d2h, const uint* h2d, uint n, u64* seen, uin
 __global__ void ping_pong_channel(uint* header, uint* data, uint* cursor, uint capacity,
                                   const uint* h2d, uint n, uint* failed) {
   for (uint i = 0u; i < n; ++i) {
-    // The shared push body, immediate mode (scalar layout: channel_kernels.inc).
-    const uint sc[FC_KERNEL_SCALAR_SLOTS] = {capacity, i, 0u, 1u, 1u, 0u, 0u, 0u};
-    channel_u32_push_body(header, data, nullptr, nullptr, nullptr, cursor, nullptr, nullptr, sc, 0u);
+    fc_channel_push_value(header, data, cursor, capacity, i);  // the shared push body
     u64 t0 = globaltimer();
     while (load_sys(h2d) != i + 1u) {
       if (globaltimer() - t0 > kSpinTimeoutNs) {
@@ -284,11 +281,14 @@ DecodeBenchResult bench_decode(const std::shared_ptr<Device>& device, const std:
   auto* st = static_cast<uint*>(state->device_ptr());
   auto* tok = static_cast<uint*>((variant == "sync" ? token_host : token_dev)->device_ptr());
   auto* stm = static_cast<u64*>(stamps->device_ptr());
-  Dispatch push{KernelId::channel_u32_push,
-                1,
-                {ch->header_buffer()->device_ptr(), ch->data_buffer()->device_ptr(), tok, nullptr,
-                 nullptr, ch->cursor_buffer()->device_ptr()},
-                {capacity, 0u, 1u, 1u, 1u, 0u, 0u, 0u}};
+  kernel_args::channel_u32_push push_args;
+  push_args.channel = ch->kernel_buffers();
+  push_args.capacity = capacity;
+  push_args.from_source = 1;
+  push_args.source = BufferArg::raw(tok);
+  push_args.count = 1;
+  push_args.stride = 1;
+  const Dispatch push = make_dispatch(1, push_args);
   auto launch_step = [&] {
     if (fused) {
       spin_step_push<<<1, 1, 0, b.stream>>>(
@@ -442,11 +442,11 @@ PushCostResult bench_push_cost(const std::shared_ptr<Device>& device, uint32_t p
     return static_cast<double>(ms);
   };
   // (1) inside one kernel: push_sequence publishes each item on its own.
-  Dispatch seq{KernelId::channel_u32_push_sequence,
-               1,
-               {ch->header_buffer()->device_ptr(), ch->data_buffer()->device_ptr(), nullptr,
-                nullptr, nullptr, ch->cursor_buffer()->device_ptr()},
-               {ch->capacity(), 0u, pushes}};
+  kernel_args::channel_u32_push_sequence seq_args;
+  seq_args.channel = ch->kernel_buffers();
+  seq_args.capacity = ch->capacity();
+  seq_args.count = pushes;
+  const Dispatch seq = make_dispatch(1, seq_args);
   check(launch_dispatch(seq, b.stream), "warm-up");
   check(cudaEventRecord(e0, b.stream), "event");
   check(launch_dispatch(seq, b.stream), "push_sequence");
@@ -456,11 +456,11 @@ PushCostResult bench_push_cost(const std::shared_ptr<Device>& device, uint32_t p
   // (2) one push kernel per step in a graph of 64, against a graph of 64 empty-ish steps.
   auto state = b.priv(4);
   auto tok = b.priv(4);
-  Dispatch push{KernelId::channel_u32_push,
-                1,
-                {ch->header_buffer()->device_ptr(), ch->data_buffer()->device_ptr(), nullptr,
-                 nullptr, nullptr, ch->cursor_buffer()->device_ptr()},
-                {ch->capacity(), 7u, 0u, 1u, 1u, 0u, 0u, 0u}};
+  kernel_args::channel_u32_push push_args;
+  push_args.channel = ch->kernel_buffers();
+  push_args.capacity = ch->capacity();
+  push_args.value = 7;
+  const Dispatch push = make_dispatch(1, push_args);
   auto graph_us = [&](bool with_push) {
     GraphExec g;
     check(cudaStreamBeginCapture(b.stream, cudaStreamCaptureModeThreadLocal), "capture");

@@ -27,14 +27,15 @@ void stream_push(ChannelU32& channel, uintptr_t stream, uintptr_t source, uint32
   if (source == 0) throw std::invalid_argument("stream_write: the source pointer is null");
   if (count == 0) throw std::invalid_argument("stream_write: nothing to push (count is 0)");
   if (stride_words == 0) throw std::invalid_argument("stream_write: stride must be >= 1 word");
-  // The same dispatch ChannelU32::encode_push_from records (scalar layout documented at
-  // channel_u32_push in csrc/kernels/channel_kernels.inc), launched on the caller's stream.
-  Dispatch d{KernelId::channel_u32_push,
-             1,
-             {channel.header_buffer()->device_ptr(), channel.data_buffer()->device_ptr(),
-              reinterpret_cast<void*>(source), nullptr, nullptr,
-              channel.cursor_buffer()->device_ptr()},
-             {channel.capacity(), 0u, 1u, count, stride_words, 0u, 0u, 0u}};
+  // The same dispatch ChannelU32::encode_push_from records, launched on the caller's stream.
+  kernel_args::channel_u32_push args;
+  args.channel = channel.kernel_buffers();
+  args.capacity = channel.capacity();
+  args.from_source = 1;
+  args.source = BufferArg::raw(reinterpret_cast<void*>(source));
+  args.count = count;
+  args.stride = stride_words;
+  const Dispatch d = make_dispatch(1, args);
   make_current(ordinal);
   cudaError_t e = launch_dispatch(d, reinterpret_cast<cudaStream_t>(stream));
   if (e != cudaSuccess) throw DeviceError(error_text("stream_write: launching the push", e));

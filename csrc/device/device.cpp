@@ -4,24 +4,6 @@
 
 namespace fc {
 
-static const char* const kKernelNames[] = {
-#define FC_KERNEL_NAME(name) #name,
-    FC_KERNELS(FC_KERNEL_NAME)
-#undef FC_KERNEL_NAME
-};
-
-const char* kernel_name(KernelId id) {
-  int i = static_cast<int>(id);
-  return (i >= 0 && i < kKernelCount) ? kKernelNames[i] : "<unknown kernel>";
-}
-
-KernelId kernel_by_name(const char* name) {
-  for (int i = 0; i < kKernelCount; ++i) {
-    if (std::strcmp(kKernelNames[i], name) == 0) return static_cast<KernelId>(i);
-  }
-  return KernelId::count_;
-}
-
 void Device::close() {
   bool expected = false;
   if (!closed_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) return;

@@ -24,22 +24,35 @@ namespace fc::host_kernels {
 }  // namespace fc::host_kernels
 
 namespace fc::host {
-
-static const KernelFn kTable[] = {
-#define FC_HOST_ENTRY(name) &fc::host_kernels::name##_body,
-    FC_KERNELS(FC_HOST_ENTRY)
+namespace {
+// One entry point per kernel, generated from the kernel table: reads the dispatch's slots and
+// calls the body with its named parameters.
+#define FC_SLOT_BUFFER(i) static_cast<unsigned*>(d.buffers[i])
+#define FC_SLOT_SCALAR(i) d.scalars[i]
+#define FC_HOST_ENTRY(name)                                  \
+  void name##_entry(const Dispatch& d, unsigned gid) {       \
+    fc::host_kernels::name##_body(FC_BODY_ARGS(name) gid);   \
+  }
+FC_KERNELS(FC_HOST_ENTRY)
 #undef FC_HOST_ENTRY
+#undef FC_SLOT_BUFFER
+#undef FC_SLOT_SCALAR
+
+const KernelFn kTable[] = {
+#define FC_HOST_TABLE(name) &name##_entry,
+    FC_KERNELS(FC_HOST_TABLE)
+#undef FC_HOST_TABLE
 };
 static_assert(sizeof(kTable) / sizeof(kTable[0]) == kKernelCount);
+}  // namespace
 
 KernelFn kernel_function(KernelId id) { return kTable[static_cast<int>(id)]; }
 
 void run_dispatch(const Dispatch& d) {
   KernelFn fn = kernel_function(d.kernel);
-  auto b = [&](int i) { return static_cast<unsigned*>(d.buffers[i]); };
   for (uint32_t gid = 0; gid < d.grid; ++gid) {
     if ((gid & 4095u) == 0 && cancel_requested()) throw Cancelled();
-    fn(b(0), b(1), b(2), b(3), b(4), b(5), b(6), b(7), d.scalars.data(), gid);
+    fn(d, gid);
   }
   if (cancel_requested()) throw Cancelled();
 }

@@ -5,9 +5,8 @@
 
 namespace fc::host {
 
-using KernelFn = void (*)(unsigned* b0, unsigned* b1, unsigned* b2, unsigned* b3, unsigned* b4,
-                          unsigned* b5, unsigned* b6, unsigned* b7, const unsigned* sc,
-                          unsigned gid);
+// A kernel's entry point: one thread index of a dispatch.
+using KernelFn = void (*)(const Dispatch& d, unsigned gid);
 
 // The shared kernel bodies compiled as C++, indexed by KernelId.
 KernelFn kernel_function(KernelId id);

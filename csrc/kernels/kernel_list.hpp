@@ -1,7 +1,21 @@
-// Every kernel the backends look up, by name, in one list. Each backend turns the list into
-// its own entry points (host: a function table, CUDA: __global__ wrappers, Metal: `kernel`
-// functions in the assembled MSL), so adding a kernel is: write its body once in a *.inc
-// file under csrc/kernels/ and add its name here.
+// Every kernel, with its named buffers and scalars, in one table. Everything that passes values
+// to a kernel is generated from it:
+//   - the kernel bodies' parameters (kernel_signature.hpp: `header[...]`, not `b0[...]`),
+//   - the host, CUDA and MSL entry points (host_kernels.cpp, cuda_kernels.cu, msl_source.cpp),
+//   - the typed C++ argument structs and their encoders (kernel_args.hpp),
+//   - the run-time signatures behind Python's `CommandBuffer.dispatch(name, grid, **args)` and
+//     `fc.kernel_signature(name)`.
+// Adding a kernel: write its body once in a *.inc file under csrc/kernels/ and add two lines
+// here (its name in FC_KERNELS and its FC_SIGNATURE_<name>).
+//
+// What the hardware receives does not change: a dispatch still carries kBufferSlots buffer
+// slots and kScalarSlots u32 scalars (Dispatch in device.hpp); the table only names them. Each
+// parameter is P(kind, slot, name):
+//   BUF / BUF_OPT    a device buffer in buffer slot `slot` (required / may be absent)
+//   CHAN / CHAN_OPT  a channel's three buffers (header, data, producer cursor) in slots
+//                    slot .. slot + 2, one named group wherever a kernel takes a channel;
+//                    the body sees them as name_header, name_data, name_cursor
+//   U32 / U32_OPT    a u32 scalar in scalar slot `slot` (required / defaults to 0)
 #pragma once
 
 #define FC_KERNELS(X)          \
@@ -17,10 +31,57 @@
   X(debug_trap)                \
   X(decode_collect_u32)
 
-// The uniform kernel signature: eight buffer slots, eight u32 scalars, the thread index.
-// One signature keeps the entry-point generators trivial on all three backends.
+// ---- signatures (the meaning of each parameter is documented at the kernel's body) ----------
+#define FC_SIGNATURE_channel_u32_init(P) P(CHAN, 0, channel) P(U32, 0, capacity)
+#define FC_SIGNATURE_channel_u32_push(P)                                                    \
+  P(CHAN, 0, channel) P(BUF_OPT, 3, source) P(BUF_OPT, 4, stop_flag) P(U32, 0, capacity)    \
+  P(U32_OPT, 1, value) P(U32_OPT, 2, from_source) P(U32_OPT, 3, count) P(U32_OPT, 4, stride) \
+  P(U32_OPT, 5, offset) P(U32_OPT, 6, predicated)
+#define FC_SIGNATURE_channel_u32_push_sequence(P) \
+  P(CHAN, 0, channel) P(U32, 0, capacity) P(U32, 1, start) P(U32, 2, count)
+#define FC_SIGNATURE_channel_u32_close(P) P(CHAN, 0, channel)
+#define FC_SIGNATURE_counter_u32(P) \
+  P(BUF, 0, state) P(BUF, 1, out) P(U32, 0, multiplier) P(U32, 1, addend)
+#define FC_SIGNATURE_lm_prefill(P)                                      \
+  P(BUF, 0, state) P(BUF, 1, history) P(BUF, 2, prompt) P(BUF, 3, stop) \
+  P(U32, 0, prompt_length) P(U32, 1, history_capacity)
+#define FC_SIGNATURE_lm_decode_step(P)                                                       \
+  P(BUF, 0, model) P(BUF, 1, state) P(BUF, 2, history) P(BUF, 3, out) P(BUF, 4, stop)        \
+  P(CHAN_OPT, 5, stream) P(U32, 0, seed) P(U32, 1, eos) P(U32, 2, max_tokens)                \
+  P(U32, 3, history_capacity) P(U32_OPT, 4, overshoot) P(U32_OPT, 5, push)                   \
+  P(U32_OPT, 6, stream_capacity)
+#define FC_SIGNATURE_lm_rollback(P) \
+  P(BUF, 0, state) P(BUF, 1, history) P(BUF, 2, stop) P(U32, 0, history_capacity)
+#define FC_SIGNATURE_buffer_copy_u32(P) P(BUF, 0, source) P(BUF, 1, destination) P(U32, 0, words)
+#define FC_SIGNATURE_debug_trap(P)
+#define FC_SIGNATURE_decode_collect_u32(P)                                   \
+  P(BUF, 0, source) P(BUF, 1, list) P(BUF, 2, count) P(BUF_OPT, 3, stop)     \
+  P(U32, 0, list_capacity) P(U32_OPT, 1, predicated)
+
+// The uniform dispatch the backends receive: eight buffer slots, eight u32 scalars.
 #define FC_KERNEL_BUFFER_SLOTS 8
 #define FC_KERNEL_SCALAR_SLOTS 8
+
+// ---- generators shared by the backends -------------------------------------------------------
+#define FC_PP_CAT(a, b) FC_PP_CAT_(a, b)
+#define FC_PP_CAT_(a, b) a##b
+// The base kind of a parameter kind (optional or not is the same to the code that passes it).
+#define FC_BASE_BUF BUF
+#define FC_BASE_BUF_OPT BUF
+#define FC_BASE_CHAN CHAN
+#define FC_BASE_CHAN_OPT CHAN
+#define FC_BASE_U32 U32
+#define FC_BASE_U32_OPT U32
+
+// The arguments of a call of `kname`_body from an entry point: the backend defines
+// FC_SLOT_BUFFER(i) and FC_SLOT_SCALAR(i), how its entry point reads buffer slot i and scalar i.
+#define FC_BODY_ARGS(kname) FC_SIGNATURE_##kname(FC_BODY_ARG)
+#define FC_BODY_ARG(kind, slot, name) FC_PP_CAT(FC_BODY_ARG_, FC_BASE_##kind)(slot)
+#define FC_BODY_ARG_BUF(i) FC_SLOT_BUFFER(i),
+#define FC_BODY_ARG_CHAN(i) FC_SLOT_BUFFER(i), FC_SLOT_BUFFER(i + 1), FC_SLOT_BUFFER(i + 2),
+#define FC_BODY_ARG_U32(i) FC_SLOT_SCALAR(i),
+
+#include <cstdint>
 
 namespace fc {
 
@@ -36,7 +97,22 @@ inline constexpr int kBufferSlots = FC_KERNEL_BUFFER_SLOTS;
 inline constexpr int kScalarSlots = FC_KERNEL_SCALAR_SLOTS;
 
 const char* kernel_name(KernelId id);
-// Returns kKernelCount when the name is unknown.
+// Returns KernelId::count_ when the name is unknown.
 KernelId kernel_by_name(const char* name);
+
+// A kernel's parameters at run time (Python's dispatch, the MSL entry-point generator).
+enum class ParamKind { Buffer, Channel, U32 };
+struct KernelParam {
+  const char* name;
+  ParamKind kind;
+  int slot;       // first buffer slot (Buffer, Channel: three slots) or scalar slot (U32)
+  bool optional;  // a buffer may be absent, a scalar defaults to 0
+};
+struct KernelSignature {
+  const char* name;
+  const KernelParam* params;
+  int count;
+};
+const KernelSignature& kernel_signature(KernelId id);
 
 }  // namespace fc

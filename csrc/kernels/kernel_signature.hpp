@@ -1,11 +1,16 @@
-// The uniform kernel-body signature (eight buffers, the scalar block, the thread index) for the
-// C++ and CUDA preludes, which define FC_FN, FC_GLOBAL and FC_CONSTANT first. The Metal
-// prelude spells the same signature in MSL text (csrc/metal/prelude_msl.inc), since MSL
-// source cannot include project headers.
-#define FC_KERNEL_BODY(name)                                                                 \
-  FC_FN void name##_body(                                                                    \
-      [[maybe_unused]] FC_GLOBAL uint* b0, [[maybe_unused]] FC_GLOBAL uint* b1,              \
-      [[maybe_unused]] FC_GLOBAL uint* b2, [[maybe_unused]] FC_GLOBAL uint* b3,              \
-      [[maybe_unused]] FC_GLOBAL uint* b4, [[maybe_unused]] FC_GLOBAL uint* b5,              \
-      [[maybe_unused]] FC_GLOBAL uint* b6, [[maybe_unused]] FC_GLOBAL uint* b7,              \
-      [[maybe_unused]] FC_CONSTANT const uint* sc, uint gid)
+// FC_KERNEL_BODY(name) for the C++ and CUDA preludes, which define FC_FN, FC_GLOBAL and
+// FC_CONSTANT first: a body's parameters are its named buffers and scalars from the kernel
+// table (kernel_list.hpp), then the thread index `gid`. The Metal prelude declares the same
+// parameters from MSL text that msl_source.cpp generates from the same table, since MSL source
+// cannot include project headers.
+#include "kernels/kernel_list.hpp"
+
+#define FC_BODY_PARAM(kind, slot, name) FC_PP_CAT(FC_BODY_PARAM_, FC_BASE_##kind)(name)
+#define FC_BODY_PARAM_BUF(name) [[maybe_unused]] FC_GLOBAL uint* name,
+#define FC_BODY_PARAM_CHAN(name)                                                        \
+  [[maybe_unused]] FC_GLOBAL uint* name##_header, [[maybe_unused]] FC_GLOBAL uint* name##_data, \
+      [[maybe_unused]] FC_GLOBAL uint* name##_cursor,
+#define FC_BODY_PARAM_U32(name) [[maybe_unused]] uint name,
+
+#define FC_KERNEL_BODY(kname) \
+  FC_FN void kname##_body(FC_SIGNATURE_##kname(FC_BODY_PARAM)[[maybe_unused]] uint gid)

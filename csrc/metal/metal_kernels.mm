@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include "metal/autorelease_pool.hpp"
+#include "metal/metal_sdk.hpp"
 #include "metal/msl_source.hpp"
 
 #if !__has_feature(objc_arc)
@@ -25,8 +27,9 @@ std::string error_text(const char* what, NSError* error) {
 namespace {
 
 MTLCompileOptions* compile_options() {
-  MTLCompileOptions* options = [MTLCompileOptions new];
+#if FC_METAL_SDK_HAS_MSL_3_2
   if (@available(macOS 15.0, iOS 18.0, *)) {
+    MTLCompileOptions* options = [MTLCompileOptions new];
     // Explicit, not "the newest the OS knows" (the default): the prelude is written for MSL 3.2
     // (coherent(system), the system thread scope) and for the C++14 base of that version.
     options.languageVersion = MTLLanguageVersion3_2;
@@ -35,11 +38,16 @@ MTLCompileOptions* compile_options() {
     // backend.
     options.mathMode = MTLMathModeSafe;
     options.mathFloatingPointFunctions = MTLMathFloatingPointFunctionsPrecise;
-  } else {
-    // metal_device.mm's probe() refuses older systems before anything is compiled.
-    throw BackendUnavailableError("metal backend not available: needs macOS 15 (MSL 3.2)");
+    return options;
   }
-  return options;
+  // metal_device.mm's probe() refuses older systems before anything is compiled.
+  throw BackendUnavailableError("metal backend not available: needs macOS 15 (MSL 3.2)");
+#else
+  // Built with a pre-macOS 15 SDK: MSL 3.2 cannot be named (metal_sdk.hpp); probe() already
+  // refused, this only keeps a direct call from compiling MSL with the wrong version.
+  throw BackendUnavailableError(std::string("metal backend not available: ") +
+                                kMetalSdkTooOldReason);
+#endif
 }
 
 Pipelines* build_pipelines(id<MTLDevice> device) {
@@ -86,9 +94,7 @@ const Pipelines& pipelines_for(id<MTLDevice> device) {
   static Pipelines* cached = nullptr;
   std::lock_guard lock(mutex);
   if (!cached || cached->device != device) {
-    @autoreleasepool {
-      cached = build_pipelines(device);
-    }
+    cached = in_autorelease_pool([&] { return build_pipelines(device); });
   }
   return *cached;
 }
@@ -96,7 +102,7 @@ const Pipelines& pipelines_for(id<MTLDevice> device) {
 // A Dispatch's buffer slots hold device_ptr() of MetalBuffers, which is the MTLBuffer object
 // itself (metal_device.mm); the Buffer that owns it is retained by the command buffer or window.
 // Non-uniform threadgroups (dispatchThreads with a grid that is not a multiple of the width) are
-// supported by every GPU of MTLGPUFamilyMetal3, which probe() requires.
+// supported by every GPU of MTLGPUFamilyApple4 and later; probe() requires MTLGPUFamilyApple7.
 void encode_dispatch(const Dispatch& d, const Pipelines& pipelines, id<MTLBuffer> placeholder,
                      id<MTLComputeCommandEncoder> encoder) {
   const int k = static_cast<int>(d.kernel);

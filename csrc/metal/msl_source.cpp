@@ -29,18 +29,58 @@ std::string msl_layout_constants() {
   return out.str();
 }
 
-// One `kernel void NAME(...)` per kernel: the uniform signature bound to argument indices,
-// then a call of the body. `grid` is the number of threads the dispatch asked for; the
-// backend dispatches exactly that many with dispatchThreads, and the guard keeps a body from
-// running for a thread beyond it should a dispatch ever be rounded up to whole threadgroups.
+namespace {
+
+// Calls `emit(declared name, slot)` for every buffer a kernel declares (a channel: three).
+template <class Emit>
+void for_each_buffer(const KernelParam& p, Emit&& emit) {
+  if (p.kind == ParamKind::Buffer) emit(std::string(p.name), p.slot);
+  if (p.kind == ParamKind::Channel) {
+    emit(std::string(p.name) + "_header", p.slot);
+    emit(std::string(p.name) + "_data", p.slot + 1);
+    emit(std::string(p.name) + "_cursor", p.slot + 2);
+  }
+}
+
+}  // namespace
+
+// `#define FC_PARAMS_<kernel> device uint* header, ..., uint capacity,` per kernel, from the
+// kernel table: the MSL prelude's FC_KERNEL_BODY(name) declares a body with them.
+std::string msl_kernel_signatures() {
+  std::ostringstream out;
+  out << "// ---- kernel signatures: generated from FC_SIGNATURE_* (csrc/kernels/kernel_list.hpp)\n";
+  for (int k = 0; k < kKernelCount; ++k) {
+    const KernelSignature& sig = kernel_signature(static_cast<KernelId>(k));
+    out << "#define FC_PARAMS_" << sig.name;
+    for (int i = 0; i < sig.count; ++i) {
+      const KernelParam& p = sig.params[i];
+      if (p.kind == ParamKind::U32) out << " uint " << p.name << ",";
+      for_each_buffer(p, [&](const std::string& name, int) { out << " device uint* " << name << ","; });
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+// One `kernel void NAME(...)` per kernel: its buffers bound to their slots' argument indices,
+// the scalar block and the grid, then a call of the body with the named parameters. `grid` is
+// the number of threads the dispatch asked for; the backend dispatches exactly that many with
+// dispatchThreads, and the guard keeps a body from running for a thread beyond it should a
+// dispatch ever be rounded up to whole threadgroups.
 std::string msl_entry_points() {
   std::ostringstream out;
   out << "// ---- entry points: generated from FC_KERNELS (csrc/kernels/kernel_list.hpp)\n";
   for (int k = 0; k < kKernelCount; ++k) {
-    const std::string name = msl_entry_name(static_cast<KernelId>(k));
-    out << "kernel void " << name << "(\n";
-    for (int i = 0; i < kBufferSlots; ++i) {
-      out << "    device uint* b" << i << " [[buffer(" << i << ")]],\n";
+    const KernelSignature& sig = kernel_signature(static_cast<KernelId>(k));
+    std::ostringstream call;
+    out << "kernel void " << msl_entry_name(static_cast<KernelId>(k)) << "(\n";
+    for (int i = 0; i < sig.count; ++i) {
+      const KernelParam& p = sig.params[i];
+      if (p.kind == ParamKind::U32) call << "sc[" << p.slot << "], ";
+      for_each_buffer(p, [&](const std::string& name, int slot) {
+        out << "    device uint* " << name << " [[buffer(" << slot << ")]],\n";
+        call << name << ", ";
+      });
     }
     out << "    constant uint* sc [[buffer(" << kScalarsArgumentIndex << ")]],\n"
         << "    constant uint& grid [[buffer(" << kGridArgumentIndex << ")]],\n"
@@ -48,16 +88,15 @@ std::string msl_entry_points() {
         << "  if (gid >= grid) {\n"
         << "    return;\n"
         << "  }\n"
-        << "  " << name << "_body(";
-    for (int i = 0; i < kBufferSlots; ++i) out << "b" << i << ", ";
-    out << "sc, gid);\n"
+        << "  " << sig.name << "_body(" << call.str() << "gid);\n"
         << "}\n";
   }
   return out.str();
 }
 
 const std::string& msl_source() {
-  static const std::string source = msl_prelude() + "\n" + msl_layout_constants() +
+  static const std::string source = msl_prelude() + "\n" + msl_layout_constants() + "\n" +
+                                    msl_kernel_signatures() +
                                     "\n// ---- kernel bodies: csrc/kernels/*.inc (FC_KERNEL_SOURCES)\n" +
                                     embedded_kernel_source() + "\n" + msl_entry_points();
   return source;

@@ -6,8 +6,9 @@
 // Order of the parts (each starts with a "// ---- " marker line):
 //   1. prelude        prelude_msl.inc: address spaces, the memory-ordering primitives
 //   2. layout         `constant uint FC_WRITE_IDX = 0u;` ... from csrc/channel/layout.hpp
-//   3. kernel bodies  fc::embedded_kernel_source(): every csrc/kernels/*.inc (CMake embeds them)
-//   4. entry points   one `kernel void NAME(...)` per FC_KERNELS entry (kernel_list.hpp)
+//   3. signatures     `#define FC_PARAMS_<kernel> ...` per kernel, from the kernel table
+//   4. kernel bodies  fc::embedded_kernel_source(): every csrc/kernels/*.inc (CMake embeds them)
+//   5. entry points   one `kernel void NAME(...)` per FC_KERNELS entry (kernel_list.hpp)
 #pragma once
 
 #include <string>
@@ -32,6 +33,7 @@ inline constexpr int kGridArgumentIndex = kBufferSlots + 1;    // constant uint&
 
 std::string msl_prelude();
 std::string msl_layout_constants();
+std::string msl_kernel_signatures();
 std::string msl_entry_points();
 // prelude + layout + kernel bodies + entry points; built once, then cached.
 const std::string& msl_source();

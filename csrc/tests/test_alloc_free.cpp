@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "channel/channel.hpp"
-#include "channel/reader->hpp"
+#include "channel/reader.hpp"
 #include "host/host_kernels.hpp"
 
 static std::atomic<long> g_allocations{0};

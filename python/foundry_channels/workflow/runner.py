@@ -132,9 +132,9 @@ class WindowedLoop:
 
     def _encode_collect(self, cb: CommandBuffer) -> None:
         stop = self.stop.buffer if self.stop is not None else None
-        cb.dispatch("decode_collect_u32", 1,
-                    [self.collect.buffer, self.collected.buffer, self.count.buffer, stop],
-                    [self.collected.numel, 1 if stop is not None else 0])
+        cb.dispatch("decode_collect_u32", 1, source=self.collect.buffer,
+                    list=self.collected.buffer, count=self.count.buffer, stop=stop,
+                    list_capacity=self.collected.numel, predicated=1 if stop is not None else 0)
 
     def windows(self) -> Iterator[tuple[int, CommandBuffer, bool]]:
         """Commits the windows one after another: (steps, command buffer, replayed)."""

@@ -28,8 +28,8 @@ def lm_load(ctx, args, step):
     the command buffer keeps alive until the copy is done."""
     staging = TensorArg.from_array(ctx.device, builtin_table(args["order"]).words)
     model = TensorArg(ctx.device.buffer(staging.nbytes, storage="private"), "u32", staging.shape)
-    ctx.command_buffer().dispatch("buffer_copy_u32", staging.numel,
-                                  [staging.buffer, model.buffer], [staging.numel])
+    ctx.command_buffer().dispatch("buffer_copy_u32", staging.numel, source=staging.buffer,
+                                  destination=model.buffer, words=staging.numel)
     ctx.lm_tables.add(id(model.buffer))
     return model
 
@@ -45,9 +45,9 @@ def lm_prefill(ctx, args, step):
     tokens = encode_prompt(args["prompt"])
     prompt = TensorArg.from_array(ctx.device, tokens or [0])
     ctx.command_buffer().dispatch(
-        "lm_prefill", 1,
-        [None, args["state"].buffer, args["history"].buffer, prompt.buffer, args["stop"].buffer],
-        [len(tokens), args["history"].numel])
+        "lm_prefill", 1, state=args["state"].buffer, history=args["history"].buffer,
+        prompt=prompt.buffer, stop=args["stop"].buffer, prompt_length=len(tokens),
+        history_capacity=args["history"].numel)
 
 
 @register_op(
@@ -77,14 +77,14 @@ def lm_decode_step(ctx, args, step):
         overshoot.register(("lm", id(state.buffer)),
                            lambda: encode_rollback(ctx, state, history, stop))
     stream = args["stream"]
-    channel_buffers = list(stream.channel.buffers) if stream is not None else [None, None, None]
     ctx.command_buffer().dispatch(
-        "lm_decode_step", 1,
-        [model.buffer, state.buffer, history.buffer, args["token"].buffer, stop.buffer,
-         *channel_buffers],
-        [args["seed"], args["eos_token"], args["max_tokens"], history.numel,
-         1 if overshoot is not None else 0, 1 if stream is not None else 0,
-         stream.capacity if stream is not None else 0])
+        "lm_decode_step", 1, model=model.buffer, state=state.buffer, history=history.buffer,
+        out=args["token"].buffer, stop=stop.buffer, seed=args["seed"], eos=args["eos_token"],
+        max_tokens=args["max_tokens"], history_capacity=history.numel,
+        overshoot=1 if overshoot is not None else 0,
+        stream=stream.channel if stream is not None else None,
+        push=1 if stream is not None else 0,
+        stream_capacity=stream.capacity if stream is not None else 0)
 
 
 def is_model_table(ctx, model: TensorArg) -> bool:
@@ -100,8 +100,8 @@ def is_model_table(ctx, model: TensorArg) -> bool:
 def encode_rollback(ctx, state, history, stop) -> None:
     """Encodes lm_rollback: back to the stop point (state[3]) if the turn stopped."""
     ctx.command_buffer().dispatch(
-        "lm_rollback", 1, [None, state.buffer, history.buffer, None, stop.buffer],
-        [history.numel])
+        "lm_rollback", 1, state=state.buffer, history=history.buffer, stop=stop.buffer,
+        history_capacity=history.numel)
 
 
 @register_op(
