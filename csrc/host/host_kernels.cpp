@@ -30,7 +30,7 @@ namespace {
 #define FC_SLOT_BUFFER(i) static_cast<unsigned*>(d.buffers[i])
 #define FC_SLOT_SCALAR(i) d.scalars[i]
 #define FC_HOST_ENTRY(name)                                  \
-  void name##_entry(const Dispatch& d, unsigned gid) {       \
+  void name##_entry([[maybe_unused]] const Dispatch& d, unsigned gid) { \
     fc::host_kernels::name##_body(FC_BODY_ARGS(name) gid);   \
   }
 FC_KERNELS(FC_HOST_ENTRY)

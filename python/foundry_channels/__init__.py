@@ -38,6 +38,7 @@ from ._core import (
     Window,
     header_layout,
     kernel_names,
+    kernel_signature,
 )
 from ._backends import available_backends, backend_status
 from .torch_interop import stream_write
@@ -72,5 +73,6 @@ __all__ = [
     "backend_status",
     "header_layout",
     "kernel_names",
+    "kernel_signature",
     "stream_write",
 ]
