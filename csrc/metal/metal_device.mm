@@ -29,7 +29,9 @@
 #include <string>
 
 #include "device/device.hpp"
+#include "metal/autorelease_pool.hpp"
 #include "metal/metal_kernels.hpp"
+#include "metal/metal_sdk.hpp"
 
 #if !__has_feature(objc_arc)
 #error "metal_device.mm needs ARC: compile it with -fobjc-arc (csrc/metal/backend.cmake)"
@@ -107,7 +109,7 @@ class MetalQueue final : public Queue {
       cb->mark_failed("the device faulted earlier: " + metal_->fault_message());
       return;
     }
-    @autoreleasepool {
+    in_autorelease_pool([&] {
       std::lock_guard lock(mutex_);  // one commit at a time: the MTLCommandQueue's order is
                                      // the order in which command buffers were committed
       // Unretained references: the CommandBuffer (or its Window) already keeps every Buffer,
@@ -130,7 +132,7 @@ class MetalQueue final : public Queue {
       [encoder endEncoding];
       metal_->track(std::move(cb), mtl_cb);
       [mtl_cb commit];
-    }
+    });
   }
 
  private:
@@ -173,7 +175,8 @@ std::shared_ptr<Buffer> MetalDevice::new_buffer(size_t bytes, Storage storage) {
 }
 
 void MetalDevice::zero_private(id<MTLBuffer> buffer) {
-  @autoreleasepool {
+  // The pool must be drained even when the fill failed and this throws.
+  in_autorelease_pool([&] {
     std::lock_guard lock(util_mutex_);
     id<MTLCommandBuffer> cb = [util_queue_ commandBuffer];
     id<MTLBlitCommandEncoder> blit = [cb blitCommandEncoder];
@@ -185,7 +188,7 @@ void MetalDevice::zero_private(id<MTLBuffer> buffer) {
     if (cb.status != MTLCommandBufferStatusCompleted) {
       throw DeviceError(error_text("metal: zero-filling a private buffer failed", cb.error));
     }
-  }
+  });
 }
 
 std::shared_ptr<Queue> MetalDevice::new_queue() {
@@ -251,20 +254,33 @@ namespace {
 // Metal 3 GPU and macOS 15, which brings MSL 3.2 (coherent(system), the system thread scope).
 // Without them a CPU reader could trust a channel only after completion.
 std::string probe(id<MTLDevice> device) {
+#if !FC_METAL_SDK_HAS_MSL_3_2
+  (void)device;
+  return kMetalSdkTooOldReason;
+#else
   if (!device) return "no Metal device was found (MTLCreateSystemDefaultDevice returned nil)";
   if (@available(macOS 15.0, iOS 18.0, *)) {
   } else {
     return "the metal backend needs macOS 15 or later (MSL 3.2: system-coherent stores and "
            "system-scope fences let the CPU read a channel while the GPU runs)";
   }
+  // An Apple-designed GPU, Apple7 (M1, A14) or later. Intel Macs would pass the Metal 3 test
+  // below (their AMD and Intel GPUs are Metal 3 too, and an Intel iGPU even reports unified
+  // memory), but the protocol was designed and reviewed only for Apple silicon: a
+  // coherent(system) store seen by the CPU during execution relies on its one cache-coherent
+  // memory shared by CPU and GPU, not on PCIe or Intel's iGPU caches. Apple7 is the oldest
+  // family of Apple-silicon Macs and the floor MLX documents; it implies unified memory and
+  // non-uniform threadgroups (encode_dispatch).
+  if (![device supportsFamily:MTLGPUFamilyApple7]) {
+    return "GPU '" + to_std(device.name) +
+           "' is not an Apple GPU of family Apple7 (M1) or later; the metal backend needs "
+           "Apple silicon (an Intel Mac's GPU does not qualify)";
+  }
   if (![device supportsFamily:MTLGPUFamilyMetal3]) {
     return "GPU '" + to_std(device.name) + "' is not in MTLGPUFamilyMetal3";
   }
-  if (!device.hasUnifiedMemory) {
-    return "GPU '" + to_std(device.name) +
-           "' has no unified memory; the metal backend is built for Apple silicon";
-  }
   return "";
+#endif
 }
 
 }  // namespace
@@ -273,22 +289,18 @@ std::string probe(id<MTLDevice> device) {
 namespace fc {
 
 std::string metal_unavailable_reason() {
-  std::string reason;
-  @autoreleasepool {
-    reason = metal::probe(MTLCreateSystemDefaultDevice());
-  }
-  return reason;
+  return metal::in_autorelease_pool([] { return metal::probe(MTLCreateSystemDefaultDevice()); });
 }
 
+// Every failure here is an exception (unavailable, MSL compile error): the pool helper drains
+// what the attempt autoreleased before the exception leaves.
 std::shared_ptr<Device> make_metal_device() {
-  std::shared_ptr<Device> device;
-  @autoreleasepool {
+  return metal::in_autorelease_pool([]() -> std::shared_ptr<Device> {
     id<MTLDevice> mtl_device = MTLCreateSystemDefaultDevice();
     std::string reason = metal::probe(mtl_device);
     if (!reason.empty()) throw BackendUnavailableError("metal backend not available: " + reason);
-    device = std::make_shared<metal::MetalDevice>(mtl_device, metal::pipelines_for(mtl_device));
-  }
-  return device;
+    return std::make_shared<metal::MetalDevice>(mtl_device, metal::pipelines_for(mtl_device));
+  });
 }
 
 }  // namespace fc

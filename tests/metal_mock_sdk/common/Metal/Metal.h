@@ -1,17 +1,18 @@
-// A stand-in for Apple's Metal headers, for tests/test_metal_source.py only: it declares just
+// A stand-in for Apple's Metal headers, for tests/test_metal_build.py only: it declares just
 // the API that csrc/metal/*.mm uses, with the signatures of Apple's documentation, so that
 // clang can type-check the Objective-C++ (ARC, blocks, the C++ around it) on Linux. It proves
 // nothing about Metal itself; a spelling that is wrong here and in the .mm alike still needs
-// a Mac to catch.
+// a Mac to catch. This file holds what the macOS 14 and 15 SDKs both declare;
+// <Metal/MTLSDKAdditions.h> (in macos14/ or macos15/) what differs between them.
 #pragma once
 #import <Foundation/Foundation.h>
 typedef struct { NSUInteger width, height, depth; } MTLSize;
 static inline MTLSize MTLSizeMake(NSUInteger w, NSUInteger h, NSUInteger d) { MTLSize s = {w, h, d}; return s; }
 typedef enum : NSUInteger { MTLResourceStorageModeShared = 0, MTLResourceStorageModePrivate = 32 } MTLResourceOptions;
-typedef enum : NSInteger { MTLGPUFamilyMetal3 = 5001 } MTLGPUFamily;
-typedef enum : NSUInteger { MTLLanguageVersion3_2 = 196610 } MTLLanguageVersion;
-typedef enum : NSInteger { MTLMathModeSafe = 0 } MTLMathMode;
-typedef enum : NSInteger { MTLMathFloatingPointFunctionsPrecise = 1 } MTLMathFloatingPointFunctions;
+typedef enum : NSInteger { MTLGPUFamilyApple7 = 1007, MTLGPUFamilyMetal3 = 5001 } MTLGPUFamily;
+// Language versions are (major << 16) | minor; a newer SDK adds enumerators (MTLSDKAdditions.h).
+typedef NSUInteger MTLLanguageVersion;
+enum : MTLLanguageVersion { MTLLanguageVersion3_0 = 196608, MTLLanguageVersion3_1 = 196609 };
 typedef enum : NSUInteger { MTLDispatchTypeSerial = 0 } MTLDispatchType;
 typedef enum : NSUInteger { MTLCommandBufferStatusCompleted = 4, MTLCommandBufferStatusError = 5 } MTLCommandBufferStatus;
 @protocol MTLBuffer <NSObject> @property(readonly) void* contents; @property(readonly) NSUInteger length; @end
@@ -41,10 +42,10 @@ typedef void (^MTLCommandBufferHandler)(id<MTLCommandBuffer>);
 - (id<MTLCommandBuffer>)commandBuffer; - (id<MTLCommandBuffer>)commandBufferWithUnretainedReferences;
 @end
 @interface MTLCompileOptions : NSObject
-@property MTLLanguageVersion languageVersion; @property MTLMathMode mathMode; @property MTLMathFloatingPointFunctions mathFloatingPointFunctions;
+@property MTLLanguageVersion languageVersion; @property BOOL fastMathEnabled;
 @end
 @protocol MTLDevice <NSObject>
-@property(readonly) NSString* name; @property(readonly) BOOL hasUnifiedMemory;
+@property(readonly) NSString* name;
 - (BOOL)supportsFamily:(MTLGPUFamily)f;
 - (id<MTLBuffer>)newBufferWithLength:(NSUInteger)length options:(MTLResourceOptions)options;
 - (id<MTLCommandQueue>)newCommandQueue;
@@ -52,3 +53,4 @@ typedef void (^MTLCommandBufferHandler)(id<MTLCommandBuffer>);
 - (id<MTLComputePipelineState>)newComputePipelineStateWithFunction:(id<MTLFunction>)f error:(NSError**)error;
 @end
 id<MTLDevice> MTLCreateSystemDefaultDevice(void);
+#import <Metal/MTLSDKAdditions.h>
