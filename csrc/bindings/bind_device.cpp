@@ -165,7 +165,8 @@ captured once and relaunched). Make one with CommandBuffer.to_window().)doc")
 
   py::class_<Queue, std::shared_ptr<Queue>>(m, "Queue", "An in-order queue of command buffers.")
       .def("command_buffer", &Queue::command_buffer)
-      .def("replay", &Queue::replay, py::arg("window"),
+      // Commits: the GIL is released as around CommandBuffer.commit (below says why).
+      .def("replay", &Queue::replay, py::arg("window"), py::call_guard<ReleaseGil>(),
            "Commits a new command buffer that runs the window's dispatches; returns it.")
       .def_property_readonly("device", &Queue::device);
 
@@ -238,7 +239,11 @@ Buffers are Buffers, a channel parameter takes a ChannelU32 (its three buffers),
 u32 ints; an optional buffer may be None or left out, an optional scalar defaults to 0.
 fc.kernel_signature(name) lists a kernel's parameters. A wrong or missing name or a wrong
 type raises TypeError before anything is recorded.)doc")
-      .def("commit", &CommandBuffer::commit)
+      // The GIL is released on every backend: a commit may block until earlier command buffers
+      // complete (Metal when 64 are in flight, a CUDA launch when the launch queue is full),
+      // and completion handlers written in Python take the GIL (with_gil) to run.
+      .def("commit", &CommandBuffer::commit, py::call_guard<ReleaseGil>(),
+           "Hands the recorded work to the device; returns without waiting for it to run.")
       .def("to_window", &CommandBuffer::to_window,
            "A Window holding a copy of the recorded dispatches, for Queue.replay().")
       .def(
