@@ -27,6 +27,8 @@ import numpy as np
 import foundry_channels as fc
 from foundry_channels import _core
 
+import native_instruments
+
 CAPACITIES = [1 << k for k in (10, 12, 14, 16, 18, 20)]
 
 
@@ -163,6 +165,7 @@ def idle_wait_cpu(device, seconds=1.0):
 
 
 def main():
+    native_instruments.require()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=20_000_000, help="items per channel run")
     ap.add_argument("--baseline-items", type=int, default=300_000, help="items per Queue/deque run")

@@ -34,6 +34,8 @@ import numpy as np
 import foundry_channels as fc
 from foundry_channels import _core
 
+import native_instruments
+
 VARIANTS = ("sync", "stream", "graph", "fork", "fused", "none")
 LABEL = {"sync": "(a) per-step sync", "stream": "(b) channel, per-step launch",
          "graph": "(c) channel, graph x64", "fork": "(c') graph x64, push beside",
@@ -151,6 +153,7 @@ def torch_decode(dev, steps):
 
 
 def main(argv=None):
+    native_instruments.require()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
     ap.add_argument("--json", default="benchmarks/results/bench_decode_cuda.json")

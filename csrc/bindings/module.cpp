@@ -79,7 +79,15 @@ PYBIND11_MODULE(_core, m) {
 
   bind::bind_device(m);
   bind::bind_channel(m);
-  bind::bind_bench(m);
+#ifdef FC_WITH_BENCHMARKS
+  bind::bind_benchmarks(m);  // the C++ benchmark instruments, not in a default build
+#endif
+  m.attr("HAS_BENCHMARKS") =
+#ifdef FC_WITH_BENCHMARKS
+      true;
+#else
+      false;
+#endif
   bind::bind_cuda(m);
   bind::bind_metal_source(m);
 }

@@ -16,7 +16,6 @@ target_sources(fc_core PRIVATE
   csrc/cuda/cuda_device.cpp
   csrc/cuda/cuda_graph.cpp
   csrc/cuda/cuda_interop.cpp
-  csrc/cuda/cuda_bench.cu
 )
 set_target_properties(fc_core PROPERTIES
   CUDA_ARCHITECTURES "${FC_CUDA_ARCHITECTURES}"

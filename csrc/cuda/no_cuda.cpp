@@ -27,16 +27,5 @@ int device_ordinal(const Device&) { return -1; }
 void stream_push(ChannelU32&, uintptr_t, uintptr_t, uint32_t, uint32_t) {
   unavailable("stream_write");
 }
-DecodeBenchResult bench_decode(const std::shared_ptr<Device>&, const std::string&, uint32_t,
-                               uint32_t, uint32_t) {
-  unavailable("bench_decode");
-}
-PingPongResult bench_ping_pong(const std::shared_ptr<Device>&, uint32_t) {
-  unavailable("bench_ping_pong");
-}
-PushCostResult bench_push_cost(const std::shared_ptr<Device>&, uint32_t) {
-  unavailable("bench_push_cost");
-}
-
 }  // namespace cuda
 }  // namespace fc

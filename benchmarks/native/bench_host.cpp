@@ -1,5 +1,5 @@
-// Benchmark drivers that keep the whole measured loop in C++ (benchmarks/bench_channel.py).
-// Not part of the public API: exported as _core._bench_*.
+// Benchmark drivers that keep the whole measured loop in C++ (benchmarks/bench_channel.py),
+// in _core only when built with -DFC_BUILD_BENCHMARKS=ON, as _core._bench_*.
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -88,7 +88,10 @@ py::dict latency(uint32_t samples, double gap_us) {
 
 }  // namespace
 
-void bind_bench(py::module_& m) {
+void bind_cuda_bench(py::module_& m);  // bind_cuda_bench.cpp
+
+void bind_benchmarks(py::module_& m) {
+  bind_cuda_bench(m);
   m.def("_bench_push_drain", &push_drain, py::arg("device"), py::arg("capacity"),
         py::arg("n_items"), py::arg("batch"));
   m.def("_bench_latency", &latency, py::arg("samples"), py::arg("gap_us") = 20.0);

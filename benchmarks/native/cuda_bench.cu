@@ -1,8 +1,8 @@
 // Benchmark instruments for benchmarks/bench_decode_cuda.py: a %globaltimer spin standing
 // in for a decode step, ping-pong kernels, and drivers that time the decode-loop variants
-// with the library's own channel, reader and push kernel. Nothing here is on a product path;
-// the kernels are CUDA-only (no portable clock exists), so they live beside the backend
-// instead of in csrc/kernels.
+// with the library's own channel, reader and push kernel. Nothing here is on a product path:
+// it is compiled only with -DFC_BUILD_BENCHMARKS=ON. The kernels are CUDA-only (no portable
+// clock exists), so they are not in csrc/kernels.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -13,6 +13,7 @@
 #include "channel/reader.hpp"
 #include "cuda/cuda_device.hpp"
 #include "cuda/cuda_interop.hpp"
+#include "cuda_bench.hpp"
 #include "cuda/cuda_kernels.hpp"
 
 namespace fc::cuda_bench_kernels {
