@@ -82,7 +82,7 @@ __global__ void timer_resolution(u64* out) {
 // Raw round trip: d2h = i (release, system scope), wait for the CPU's h2d = i, stamp, repeat.
 __global__ void ping_pong_raw(uint* d2h, const uint* h2d, uint n, u64* seen, uint* failed) {
   for (uint i = 1u; i <= n; ++i) {
-    fc_release_store(d2h, i);
+    fc_store_release_sys(d2h, i);
     u64 t0 = globaltimer();
     while (load_sys(h2d) != i) {
       if (globaltimer() - t0 > kSpinTimeoutNs) {
@@ -92,7 +92,7 @@ __global__ void ping_pong_raw(uint* d2h, const uint* h2d, uint n, u64* seen, uin
     }
     seen[i - 1u] = globaltimer();
   }
-  fc_release_store(d2h, n + 1u);
+  fc_store_release_sys(d2h, n + 1u);
 }
 
 // Through a channel: push i with the channel protocol, wait for the reader's answer h2d = i+1.

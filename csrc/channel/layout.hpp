@@ -23,7 +23,7 @@
 //
 // The full protocol (memory orders per backend, laps, re-init) is docs/protocol.md.
 //
-// Slots (DESIGN.md "self-validating slots", the NCCL LL / MSCCL++ FIFO design): the value
+// Slots (docs/protocol.md; the NCCL LL / MSCCL++ FIFO design): the value
 // and its tag travel in one 8-byte store, so a reader that sees tag i + 1 in slot
 // i & (capacity - 1) holds item i's value, whatever else the producer did meanwhile; a newer
 // tag means item i was overwritten (dropped), an older one that it is not visible yet. The

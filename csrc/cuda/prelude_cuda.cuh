@@ -25,7 +25,7 @@ using uint = unsigned int;
 // observes whole (never torn) and that is not held back in a GPU cache the CPU cannot see;
 // it carries no ordering of its own, which comes from the fence / release below. Generic
 // addressing because the pointer may be host-mapped or device memory.
-FC_FN void fc_publish_store(uint* p, uint v) {
+FC_FN void fc_store_relaxed_sys(uint* p, uint v) {
   asm volatile("st.relaxed.sys.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
@@ -33,23 +33,23 @@ FC_FN void fc_publish_store(uint* p, uint v) {
 // A scalar .u64 store is one memory access for the host as well (the Programming Guide's
 // "Mapped Memory": aligned 8-byte device stores are single accesses); a .v2.u32 vector store
 // would not do, PTX models it as two element stores in unspecified order.
-FC_FN void fc_publish_pair(uint* p, uint lo, uint hi) {
+FC_FN void fc_store_pair_relaxed_sys(uint* p, uint lo, uint hi) {
   unsigned long long v = (static_cast<unsigned long long>(hi) << 32) | lo;
   asm volatile("st.relaxed.sys.u64 [%0], %1;" ::"l"(p), "l"(v) : "memory");
 }
 
 // fence.acq_rel.sys orders every earlier store of this thread before every later one for all
 // observers in the system, including CPU threads. The push path needs none (self-validating
-// slots); init and close use it, through fc_release_store, so that the magic / closed flag is
+// slots); init and close use it, through fc_store_release_sys, so that the magic / closed flag is
 // seen after the words they vouch for. (__threadfence_system() compiles to the stronger
 // fence.sc.sys; acq_rel is what a release needs, as in NCCL's prims.)
-FC_FN void fc_release_fence() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
+FC_FN void fc_fence_release_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 
 // Publishing the magic at init and the closed flag (and write_idx at close): a release store at system
 // scope. Every earlier store of this thread (the header words) becomes visible to a CPU thread
 // before this value does, so the reader's acquire load that sees it also sees them. x86 CPUs
 // give the acquire side for free; ARM hosts (Grace) need the acquire load the reader does.
-FC_FN void fc_release_store(uint* p, uint v) {
+FC_FN void fc_store_release_sys(uint* p, uint v) {
   asm volatile("st.release.sys.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 

@@ -13,14 +13,14 @@
 
 using uint = unsigned int;
 
-inline void fc_publish_store(uint* p, uint v) { fc::atomic_word::store_relaxed(p, v); }
+inline void fc_store_relaxed_sys(uint* p, uint v) { fc::atomic_word::store_relaxed(p, v); }
 // A ring slot: value (low word) and tag (high word) as one 8-byte atomic store. The reader
 // loads the pair with one 8-byte atomic load too.
-inline void fc_publish_pair(uint* p, uint lo, uint hi) {
+inline void fc_store_pair_relaxed_sys(uint* p, uint lo, uint hi) {
   fc::atomic_word::store_pair_relaxed(p, lo, hi);
 }
-inline void fc_release_fence() { fc::atomic_word::fence_release(); }
-inline void fc_release_store(uint* p, uint v) { fc::atomic_word::store_release(p, v); }
+inline void fc_fence_release_sys() { fc::atomic_word::fence_release(); }
+inline void fc_store_release_sys(uint* p, uint v) { fc::atomic_word::store_release(p, v); }
 // True once the host device running this dispatch is being closed: long loops in kernel bodies
 // return early so that Device.close() never waits for a long command buffer (host_device.cpp
 // then fails it). The flag belongs to the device thread that runs the dispatch.

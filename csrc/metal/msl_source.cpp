@@ -16,7 +16,8 @@ std::string msl_prelude() {
 // The header words as MSL program-scope constants, generated from the one table in
 // csrc/channel/layout.hpp, with the names the C++ and CUDA preludes get from
 // csrc/kernels/kernel_layout.hpp (FC_<WORD>, FC_MAGIC_VALUE, FC_FLAG_CLOSED). No struct and no
-// #include of a project header reaches the MSL (DESIGN.md, "one source, three preludes").
+// #include of a project header reaches the MSL (csrc/kernels/README.md: one source, three
+// preludes).
 std::string msl_layout_constants() {
   std::ostringstream out;
   out << "// ---- layout: generated from csrc/channel/layout.hpp (FC_CHANNEL_HEADER_WORDS)\n";
