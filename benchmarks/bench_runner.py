@@ -64,7 +64,7 @@ def measure(workflow, device, mode, window, n_tokens, seed=1, streaming=True):
     inputs = {"prompt": "We hold these truths", "max_tokens": n_tokens, "window": window, "seed": seed}
     run = run_workflow(workflow, device, inputs=inputs, mode=mode,
                        on_token=lambda t: stamps.append(time.perf_counter()))
-    loop = run.context.loop_reports[-1]
+    loop = run.loops[-1]
     generated = run.outputs["generated_tokens"].tolist()
     run.context.close()
     assert len(generated) == n_tokens, len(generated)

@@ -40,7 +40,7 @@ class Turns:
     delivered: list[int]  # what on_token saw, in order
     state: list[int]  # lm_state after the run
     history: np.ndarray  # the whole history buffer after the run
-    reports: list  # one runner.LoopResult per turn
+    reports: list  # one LoopResult per turn (run.loops)
 
 
 def drain(channel) -> list[int]:
@@ -64,7 +64,7 @@ def run_turns(doc: dict, device, *, mode=None, **inputs) -> Turns:
         delivered=delivered,
         state=out["lm_state"].tolist(),
         history=run.context.values["history"].numpy().copy(),
-        reports=list(run.context.loop_reports),
+        reports=list(run.loops),
     )
 
 

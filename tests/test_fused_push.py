@@ -48,7 +48,7 @@ def test_fused_push_stops_at_eos(device, overshoot):
     seen = []
     run = run_workflow(fused_sample(overshoot), device, mode="throughput", on_token=seen.append,
                        inputs={"prompt": PROMPT, "seed": 1, "window": 64, "max_tokens": 5000})
-    report = run.context.loop_reports[0]
+    report = run.loops[0]
     generated = run.outputs["generated_tokens"].tolist()
     assert report.stop_flag == 1 and 0 not in generated
     assert report.steps > len(generated) + 1  # steps ran past EOS in the window

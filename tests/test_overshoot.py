@@ -88,7 +88,7 @@ def single_turn(doc, device, **inputs):
     run = run_workflow(load_workflow(doc), device, inputs={"max_tokens": 300, **inputs})
     values = run.context.values
     return (run.outputs["generated_tokens"].tolist(), values["lm_state"].tolist(),
-            values["history"].numpy().copy(), run.context.loop_reports[0])
+            values["history"].numpy().copy(), run.loops[0])
 
 
 @pytest.mark.parametrize("window", [1, 64])

@@ -71,7 +71,7 @@ def test_loop_windows_replay_and_remainder(device):
     ])
     windows = []
     run = run_workflow(flow, device, on_window=windows.append)
-    report = run.context.loop_reports[0]
+    report = run.loops[0]
     assert (report.steps, report.windows, report.replays) == (10, 3, 1)
     assert [w.steps for w in windows] == [4, 4, 2] and [w.replayed for w in windows] == [False, True, False]
     assert drained(run.context) == [5] * 10
@@ -81,7 +81,7 @@ def test_loop_collects_device_tokens_and_stops_on_the_flag(device):
     doc = json.load(open(sample_path()))
     run = run_workflow(load_workflow(doc), device, mode="windowed",
                        inputs={"prompt": "Love is", "max_tokens": 3000, "window": 32, "seed": 3})
-    report = run.context.loop_reports[0]
+    report = run.loops[0]
     generated = run.outputs["generated_tokens"].tolist()
     assert report.stop_flag == 1 and report.tokens.tolist() == generated
     assert report.steps == 32 * report.windows < 3000  # ended after the window that hit EOS
@@ -170,5 +170,5 @@ def test_literal_push_predicated_on_the_device_stop_flag(device):
                        inputs={"prompt": "Love is", "max_tokens": 3000, "window": 64, "seed": 3})
     generated = run.outputs["generated_tokens"].tolist()
     emitted = drained(run.context, "tokens")
-    assert run.context.loop_reports[0].stop_flag == 1
+    assert run.loops[0].stop_flag == 1
     assert emitted[0::2] == generated and emitted[1::2] == [9] * len(generated)

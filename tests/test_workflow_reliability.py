@@ -109,7 +109,7 @@ def test_streaming_loops_after_a_windowed_loop_on_one_channel(device):
     turns = [run.outputs[f"turn{i}_tokens"].tolist() for i in (1, 2, 3)]
     run.context.close()
     assert seen == turns[0] + turns[1] + turns[2]
-    assert [r.delivered for r in run.context.loop_reports] == [len(t) for t in turns]
+    assert [r.delivered for r in run.loops] == [len(t) for t in turns]
 
 
 @pytest.mark.parametrize("mode", ["windowed", *STREAMING])
@@ -167,7 +167,7 @@ def test_a_slow_consumer_of_a_small_channel_loses_nothing(device, mode):
     generated = run.outputs["generated_tokens"].tolist()
     run.context.close()
     assert seen == generated and len(generated) == 60
-    assert max(r.steps for r in run.context.loop_reports[0].reports) == 4  # 2 in flight fit in 8
+    assert max(r.steps for r in run.loops[0].reports) == 4  # 2 in flight fit in 8
 
 
 # ---- 17: window reports ---------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_window_reports_hold_each_windows_collected_tokens(device, mode):
                        inputs={"prompt": PROMPT, "seed": 1, "max_tokens": 5000, "window": 16})
     generated = run.outputs["generated_tokens"].tolist()
     run.context.close()
-    assert run.context.loop_reports[0].stop_flag == 1  # EOS inside a window
+    assert run.loops[0].stop_flag == 1  # EOS inside a window
     assert sum((r.tokens for r in reports), []) == generated
     assert all(r.tokens_total <= r.steps_total for r in reports)
     assert reports[-1].tokens_total == len(generated)

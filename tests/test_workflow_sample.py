@@ -57,7 +57,7 @@ def test_channel_emission_equals_generated_tokens(device, workflow, window, seed
     assert seen == generated  # on_token saw the same tokens, once each
     expected, flag = reference_generate(builtin_table(), encode_prompt(PROMPT), seed, 150)
     assert generated == expected  # same as the backend-independent reference
-    assert run.context.loop_reports[0].stop_flag == flag
+    assert run.loops[0].stop_flag == flag
     assert run.outputs["text"] == detokenize(generated)
 
 
@@ -74,7 +74,7 @@ def test_same_tokens_on_every_backend_and_window(device, workflow, seed):
 
 def test_windows_are_encoded_once_and_replayed(device, workflow):
     run, generated, *_ = generate(workflow, device, window=4, seed=0, max_tokens=40)
-    report = run.context.loop_reports[0]
+    report = run.loops[0]
     assert report.steps == 40 and report.windows == 10
     assert report.replays == 9  # the first window was encoded, the other nine replayed it
 
@@ -84,7 +84,7 @@ def test_eos_ends_generation(device, workflow):
     for seed, mode in ((1, "windowed"), (3, "windowed"), (1, "throughput"), (3, "interactive")):
         run, generated, emitted, *_ = generate(workflow, device, mode=mode, window=64, seed=seed,
                                                max_tokens=5000)
-        report = run.context.loop_reports[0]
+        report = run.loops[0]
         assert report.stop_flag == 1  # EOS, not the bound
         assert len(generated) < 5000 and 0 not in generated
         assert emitted == generated

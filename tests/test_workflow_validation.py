@@ -8,6 +8,7 @@ import json
 import pytest
 
 from foundry_channels.workflow import WorkflowValidationError, load_workflow, sample_path
+from foundry_channels.workflow.loop_config import MAX_WINDOW
 
 SAMPLE = json.load(open(sample_path("text_generation_stream_u32")))
 LOOP = 7  # index of the while_batched step in the sample
@@ -217,3 +218,9 @@ def test_all_problems_are_reported_together():
 
 def test_unreadable_file(tmp_path):
     assert "cannot read workflow" in error_of(str(tmp_path / "missing.json"))
+
+
+@pytest.mark.parametrize("name", ["text_generation_stream_u32", "multi_turn_chat_u32"])
+def test_shipped_window_inputs_use_the_runners_bound(name):
+    # JSON cannot import the bound: the shipped files state it, and must state the same one.
+    assert load_workflow(sample_path(name)).inputs["window"].maximum == MAX_WINDOW

@@ -26,7 +26,6 @@ EXIT_INTERRUPTED = 130
 PROG = "foundry-channels"
 U32_MAX = 0xFFFFFFFF
 DEVICE_PATTERN = re.compile(r"^(cpu|metal|cuda(:\d+)?)$")
-STOP_REASONS = {0: "max tokens", 1: "EOS", 2: "max tokens (device)", 3: "history full"}
 
 
 class UsageError(Exception):
@@ -91,7 +90,7 @@ def _add_generation(p: argparse.ArgumentParser) -> None:
 
 
 def _add_mode(p: argparse.ArgumentParser, default: Optional[str]) -> None:
-    from .workflow.runner import MODES
+    from .workflow.loop_config import MODES
 
     p.add_argument("--mode", choices=MODES, default=default,
                    help="token delivery: throughput (drain the channel while large windows run "
@@ -186,10 +185,6 @@ def _generation_inputs(args, workflow) -> dict:
     return inputs
 
 
-def _stop_reason(flag: int) -> str:
-    return STOP_REASONS.get(flag, f"stop flag {flag}")
-
-
 def _load(path: str):
     from .workflow import WorkflowValidationError, load_workflow
 
@@ -223,6 +218,8 @@ def _run(workflow, device, inputs, **callbacks):
 
 
 def cmd_run(args) -> int:
+    from .lm import stop_reason
+
     workflow = _load(args.workflow)
     inputs = _generation_inputs(args, workflow)
     device = _open_device(args.device)
@@ -233,9 +230,9 @@ def cmd_run(args) -> int:
         outputs = run.python_outputs()
         loops = [{"steps": r.steps, "windows": r.windows, "replays": r.replays,
                   "tokens": r.tokens.numel if r.tokens is not None else r.delivered,
-                  "stop_flag": r.stop_flag, "stop_reason": _stop_reason(r.stop_flag),
+                  "stop_flag": r.stop_flag, "stop_reason": stop_reason(r.stop_flag),
                   "mode": r.mode, "delivered": r.delivered,
-                  "first_token_s": r.first_token_s} for r in run.context.loop_reports]
+                  "first_token_s": r.first_token_s} for r in run.loops]
         run.context.close()
     finally:
         device.close()
@@ -254,7 +251,7 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from ._live_text import LiveText
-    from .lm import StreamingDetokenizer
+    from .lm import StreamingDetokenizer, stop_reason
     from .workflow import load_workflow, sample_path
 
     workflow = load_workflow(sample_path("text_generation_stream_u32"))
@@ -287,7 +284,7 @@ def cmd_demo(args) -> int:
     live.write(prompt)  # through LiveText, which tracks the cursor column
     try:
         run = _run(workflow, device, inputs, on_token=on_token, mode=args.mode)
-        stop = run.context.loop_reports[-1].stop_flag if run.context.loop_reports else 0
+        loop = run.loops[-1] if run.loops else None
         run.context.close()
     except KeyboardInterrupt:
         live.finish(detok.finish())
@@ -297,7 +294,6 @@ def cmd_demo(args) -> int:
         device.close()
     live.finish(detok.finish())
     rate = state["tokens"] / state["elapsed"] if state["elapsed"] > 0 else 0.0
-    loop = run.context.loop_reports[-1] if run.context.loop_reports else None
     ttft = ""
     if loop is not None and loop.reports:  # the loop's own clock: model loading excluded
         state["elapsed"] = loop.reports[-1].elapsed_s
@@ -306,7 +302,7 @@ def cmd_demo(args) -> int:
         ttft = f", first token after {loop.first_token_s * 1e3:.2f} ms"
     print(f"\n{state['tokens']} tokens in {state['elapsed']:.3f} s ({rate:,.0f} tokens/s){ttft}, "
           f"mode {args.mode}, window {window}, backend {device.backend}, "
-          f"stopped by {_stop_reason(stop)}")
+          f"stopped by {stop_reason(loop.stop_flag if loop is not None else 0)}")
     return 0
 
 
@@ -315,11 +311,11 @@ def cmd_stream(args) -> int:
 
     import foundry_channels as fc
 
-    from .limits import capacity_problem
+    from .limits import capacity_for, capacity_problem
 
     # By default the ring holds the whole run: the stream is lossless however far the CPU
     # falls behind. A smaller --capacity shows drop-oldest (counted in the summary).
-    capacity = args.capacity or min(1 << (args.items - 1).bit_length(), fc.MAX_CAPACITY)
+    capacity = args.capacity or capacity_for(args.items)
     problem = capacity_problem(capacity)
     if problem:
         raise UsageError(f"--capacity: {problem}")
@@ -378,8 +374,8 @@ def cmd_backends(args) -> int:
 
 def _import_commands() -> None:
     """What the commands import, imported while Ctrl-C is deferred (_interrupt)."""
-    from . import _live_text, limits  # noqa: F401
-    from .workflow import ops, streaming  # noqa: F401
+    # The workflow package imports its ops, loader and runners itself.
+    from . import _live_text, limits, lm, workflow  # noqa: F401
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

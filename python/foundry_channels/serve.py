@@ -47,8 +47,12 @@ def parse_request(query: Dict[str, str]) -> Dict[str, Any]:
             except ValueError:
                 raise ValueError(f"query parameter '{name}' must be an integer, got {query[name]!r}") from None
     if "mode" in query:
-        if query["mode"] not in ("throughput", "interactive"):
-            raise ValueError(f"query parameter 'mode' must be 'throughput' or 'interactive', got {query['mode']!r}")
+        # Only the streaming modes: the server hands text over as the device produces it.
+        from .workflow.loop_config import STREAMING_MODES
+
+        if query["mode"] not in STREAMING_MODES:
+            allowed = " or ".join(repr(m) for m in STREAMING_MODES)
+            raise ValueError(f"query parameter 'mode' must be {allowed}, got {query['mode']!r}")
         request["mode"] = query["mode"]
     return request
 
@@ -127,7 +131,7 @@ def workflow_generator(device: str = "cpu", workflow_path: str | None = None) ->
                 start = time.monotonic()
                 run = run_workflow(workflow, device, inputs=inputs, on_token=on_token, mode=mode)
                 outputs = run.python_outputs()
-                report = run.context.loop_reports[-1]
+                report = run.loops[-1]
                 run.context.close()
                 summary = {"tokens": len(outputs["generated_tokens"]), "text": outputs["text"],
                            "mode": mode, "device": device, "stop_flag": report.stop_flag,

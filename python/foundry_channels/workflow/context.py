@@ -15,15 +15,15 @@ class WorkflowExecutionContext:
     """One run's state. `values` maps names to values; `channels` maps each channel made by
     stream_init (under its step's `out` name) to its Channel, for readers.
 
-    on_token(token) is called for every token a while_batched loop collects, in order, once
-    the window holding it completed; on_window(report) once per window (runner.WindowReport).
+    on_token(token) is called for every token a while_batched loop delivers, in order (when,
+    depends on the loop's mode: runner.py); on_window(report) once per completed window
+    (results.WindowReport). The loops' results are returned by the run, not kept here
+    (executor.WorkflowRun.loops).
     """
 
     def __init__(self, device: Union[Device, str] = "cpu", *,
                  on_token: Optional[Callable[[int], None]] = None,
-                 on_window: Optional[Callable] = None,
-                 runner_mode: Optional[str] = None) -> None:
-        self.runner_mode = runner_mode  # overrides every while_batched 'mode' when set
+                 on_window: Optional[Callable] = None) -> None:
         self._owns_device = isinstance(device, str)
         self.device: Device = Device(device) if isinstance(device, str) else device
         self.queue = self.device.new_queue()
@@ -31,7 +31,6 @@ class WorkflowExecutionContext:
         self.channels: dict[str, Channel] = {}
         self.on_token = on_token
         self.on_window = on_window
-        self.loop_reports: list = []  # one runner.LoopResult per while_batched run
         self.overshoot = None  # overshoot.Overshoot while an overshooting loop encodes its body
         self._open: Optional[CommandBuffer] = None
         self._last_committed: Optional[CommandBuffer] = None

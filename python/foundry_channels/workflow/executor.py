@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Union
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Union
 
 from .._core import Device
 from .context import WorkflowExecutionContext
+from .definitions import Declaration, Step, Workflow
 from .errors import WorkflowError, WorkflowKindError, WorkflowRuntimeError, step_label
-from .loader import Declaration, Step, Workflow, load_workflow
+from .loader import load_workflow
+from .loop_config import check_mode
+from .results import LoopResult
 from .values import U32_MAX, TensorArg, ValueType, to_python, type_of
 
+# Run options (name -> value; None: not given) replace the step arguments marked
+# Arg.run_option. Passed down as an argument from run_workflow to bind_args.
+RunOptions = Mapping[str, Any]
+_NO_OPTIONS: RunOptions = {}
 
-def bind_args(ctx: WorkflowExecutionContext, step: Step) -> dict[str, Any]:
-    """The step's arguments as values: literals as written, names looked up in ctx.values,
-    defaults filled in. Kinds are checked again here (load-time checks cannot see values put
-    into the context by a program), with errors naming the step, the op and the argument."""
+
+def bind_args(ctx: WorkflowExecutionContext, step: Step,
+              options: RunOptions = _NO_OPTIONS) -> dict[str, Any]:
+    """The step's arguments as values: a run option given for an argument marked
+    run_option, else literals as written, names looked up in ctx.values, defaults filled in.
+    Kinds are checked again here (load-time checks cannot see values put into the context by
+    a program), with errors naming the step, the op and the argument."""
     bound = {}
     for name, arg in step.spec.args.items():
+        if arg.run_option and options.get(name) is not None:
+            bound[name] = options[name]  # validated by run_workflow
+            continue
         if name not in step.args:
             bound[name] = arg.default
             continue
@@ -36,23 +49,37 @@ def bind_args(ctx: WorkflowExecutionContext, step: Step) -> dict[str, Any]:
     return bound
 
 
-def run_step(ctx: WorkflowExecutionContext, step: Step) -> None:
+def run_step(ctx: WorkflowExecutionContext, step: Step,
+             options: RunOptions = _NO_OPTIONS) -> Optional[LoopResult]:
+    """Runs one step; returns its LoopResult when it is a loop, else None."""
     if step.spec.category == "cpu":
         ctx.synchronize()  # a CPU op reads device results: finish what was encoded first
-    args = bind_args(ctx, step)
+    args = bind_args(ctx, step, options)
     try:
         result = step.spec.run(ctx, args, step)
     except (WorkflowError, KeyboardInterrupt):
         raise
     except Exception as e:
         raise WorkflowRuntimeError(f"{step_label(step.path, step.op)}: {e}") from e
+    # A loop op returns its LoopResult: the run hands it back to the caller, and the value
+    # the step's `out` names is what the loop collected (ops/control.py).
+    loop = result if isinstance(result, LoopResult) else None
+    if loop is not None:
+        result = loop.tokens
     if step.out is not None:
         ctx.values[step.out] = result
+    return loop
 
 
-def run_steps(ctx: WorkflowExecutionContext, steps) -> None:
+def run_steps(ctx: WorkflowExecutionContext, steps,
+              options: RunOptions = _NO_OPTIONS) -> list[LoopResult]:
+    """Runs the steps in order; returns the results of the loops among them, in order."""
+    loops = []
     for step in steps:
-        run_step(ctx, step)
+        loop = run_step(ctx, step, options)
+        if loop is not None:
+            loops.append(loop)
+    return loops
 
 
 def coerce_input(name: str, decl: Declaration, value: Any) -> Any:
@@ -103,18 +130,11 @@ def bind_inputs(workflow: Workflow, inputs: dict) -> dict[str, Any]:
     return values
 
 
-def run_steps_of(workflow: Workflow, ctx: WorkflowExecutionContext, inputs: dict) -> dict:
-    ctx.values.update(bind_inputs(workflow, inputs))
-    ctx.values.update({name: decl.value for name, decl in workflow.values.items()})
-    run_steps(ctx, workflow.steps)
-    ctx.synchronize()
-    return {name: ctx.values[name] for name in workflow.outputs}
-
-
 @dataclass
 class WorkflowRun:
     outputs: dict[str, Any]  # values (TensorArg, str, int, ...)
     context: WorkflowExecutionContext
+    loops: list[LoopResult] = field(default_factory=list)  # one per while_batched run, in order
 
     def python_outputs(self) -> dict[str, Any]:
         """Outputs as plain Python data (tensors as lists), e.g. for JSON."""
@@ -127,24 +147,27 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
                  mode: Optional[str] = None) -> WorkflowRun:
     """Loads (if needed) and runs a workflow. The returned run's context keeps the channels
     (`run.context.channels`); close it (`run.context.close()`) when the device was opened
-    here by name. `mode` (windowed / throughput / interactive) overrides the loops' mode."""
+    here by name. `mode` (windowed / throughput / interactive) overrides the loops' mode;
+    `run.loops` holds each loop's LoopResult."""
     if not isinstance(workflow, Workflow):
         workflow = load_workflow(workflow)
-    if mode is not None:
-        from .runner import MODES
-
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window, runner_mode=mode)
+    # The run's mode is checked here, before any device work; a loop's own mode was checked
+    # when the workflow was loaded (its Arg choices).
+    options = {"mode": check_mode(mode) if mode is not None else None}
+    ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window)
     try:
-        outputs = workflow.run(ctx, inputs)
+        ctx.values.update(bind_inputs(workflow, inputs or {}))
+        ctx.values.update({name: decl.value for name, decl in workflow.values.items()})
+        loops = run_steps(ctx, workflow.steps, options)
+        ctx.synchronize()
     except BaseException:
         try:
             ctx.close()
         except Exception:  # the original error is the one to report
             pass
         raise
-    return WorkflowRun(outputs=outputs, context=ctx)
+    return WorkflowRun(outputs={name: ctx.values[name] for name in workflow.outputs},
+                       context=ctx, loops=loops)
 
 
 __all__ = ["TensorArg", "ValueType", "bind_args", "run_step", "run_steps", "run_workflow", "WorkflowRun"]

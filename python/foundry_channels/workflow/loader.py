@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 import jsonschema
 
+from .definitions import Declaration, Step, Workflow, pushes_into
 from .errors import WorkflowValidationError
+from .loop_config import COLLECT_NEEDS_STOP
 from .registry import OpSpec, all_ops
-from .runner import COLLECT_NEEDS_STOP
 from .schema import workflow_schema
 from .values import ValueType
 
@@ -23,48 +23,6 @@ PathPart = Union[str, int]
 # A workflow nests about eight levels (steps, a loop body, a shape); a document nested far
 # deeper is a mistake, and would exhaust Python's recursion in the validator.
 MAX_NESTING = 32
-
-
-@dataclass(frozen=True)
-class Step:
-    """One validated step: its op, its arguments as written (literals or value names), the
-    name its output gets, and (while_batched) its body."""
-
-    path: str
-    spec: OpSpec
-    args: dict[str, Any]
-    out: Optional[str] = None
-    body: tuple["Step", ...] = ()
-
-    @property
-    def op(self) -> str:
-        return self.spec.name
-
-
-@dataclass(frozen=True)
-class Declaration:
-    kind: str
-    value: Any = None  # the default of an input (None: required), the value of a value
-    minimum: Optional[int] = None
-    maximum: Optional[int] = None
-    description: str = ""
-
-
-@dataclass
-class Workflow:
-    name: str
-    steps: tuple[Step, ...]
-    inputs: dict[str, Declaration] = field(default_factory=dict)
-    values: dict[str, Declaration] = field(default_factory=dict)
-    outputs: tuple[str, ...] = ()
-    description: str = ""
-    source: Optional[str] = None
-
-    def run(self, ctx, inputs: Optional[dict] = None) -> dict:
-        """Runs on `ctx` (a WorkflowExecutionContext); returns {output name: value}."""
-        from .executor import run_steps_of
-
-        return run_steps_of(self, ctx, inputs or {})
 
 
 def format_path(parts: list[PathPart]) -> str:
@@ -337,17 +295,9 @@ def _check_overshoot(doc: dict, steps: tuple[Step, ...]) -> list[tuple[str, str]
     return problems
 
 
-def pushes_into(body: tuple[Step, ...], channel: str) -> list[Step]:
-    """The steps of a loop body that push into the channel named `channel`: a device step
-    that takes a channel argument writes into it (stream_write_u32's `channel`,
-    lm_decode_step's fused `stream`)."""
-    return [s for s in body if any("channel" in s.spec.args[name].kinds and value == channel
-                                   for name, value in s.args.items())]
-
-
 def _check_loops(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
     """What a loop delivers must be its own tokens, each once, none computed after the stop:
-    `collect` needs the stop flag (runner.COLLECT_NEEDS_STOP), the body's steps use the
+    `collect` needs the stop flag (loop_config.COLLECT_NEEDS_STOP), the body's steps use the
     loop's one stop flag, and `stream` is a channel the body pushes into, predicated on it."""
     problems: list[tuple[str, str]] = []
     for loop in steps:

@@ -3,6 +3,11 @@
 The JSON Schema of workflow files (schema.py), the load-time checks (loader.py) and the run-
 time argument binding (executor.py) are all derived from these specs, so an op is described
 in exactly one place.
+
+This module imports no op: an op module imports register_op from here and registers itself
+when imported. The built-in ops (ops/) are imported by the package's __init__, which Python
+runs before any module of the package, so they are registered before anything can load a
+workflow; the registry never imports them back (no import loop).
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ class Arg:
     minimum: int = 0  # u32 literals
     maximum: int = 0xFFFFFFFF
     doc: str = ""
+    # True: the run's option of the same name, when given, replaces what the step says
+    # (while_batched's `mode`: run_workflow(mode=...), the CLI's --mode). The executor
+    # applies it when binding the arguments, so the op receives the resolved value.
+    run_option: bool = False
 
     @property
     def takes_names(self) -> bool:
@@ -120,13 +129,6 @@ def register_op(name: str, *, args: Optional[dict[str, Arg]] = None, output: Out
     return decorate
 
 
-def get_op(name: str) -> OpSpec:
-    from . import ops  # noqa: F401  (registers the built-in ops on first use)
-
-    return REGISTRY[name]
-
-
 def all_ops() -> dict[str, OpSpec]:
-    from . import ops  # noqa: F401
-
+    """Every registered op (the built-in ones and any a program registered)."""
     return REGISTRY

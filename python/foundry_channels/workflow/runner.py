@@ -13,56 +13,22 @@ instead (streaming.py): "throughput" keeps two large windows in flight so the de
 idles; "interactive" grows the window 1, 2, 4, ... up to `window` for a fast first token;
 both shrink the windows to what the channel holds (streaming.pipeline). A run delivers
 tokens through exactly one path: the per-window collected tokens ("windowed") or the
-channel drain (the streaming modes), never both.
+channel drain (the streaming modes), never both. Either runner reports each completed window
+through the loop's reporter (reporting.py); the results are plain data (results.py).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 from .._core import CommandBuffer, Window
 from .context import WorkflowExecutionContext
+from .loop_config import COLLECT_NEEDS_STOP, STREAMING_MODES, check_mode, check_window
+from .reporting import WindowReporter
+from .results import LoopResult
+from .streaming import run_streaming
 from .values import Channel, TensorArg
-
-MAX_WINDOW = 4096  # steps per command buffer: bounded so a window stays short (GPU watchdogs)
-MODES = ("windowed", "throughput", "interactive")
-STREAMING_MODES = ("throughput", "interactive")
-
-# Refused rather than collect honouring EOS by itself: after the stop a decode step is a no-op
-# that leaves its token tensor as it was, so a step that stopped and one that sampled the
-# same token again look alike; the stop flag is the only record of the stop.
-COLLECT_NEEDS_STOP = ("'collect' needs the loop's 'stop' flag: a step after the stop leaves "
-                      "its token as it was, and without the flag the collect list would repeat "
-                      "the last token for every later step")
-
-
-@dataclass
-class WindowReport:
-    index: int  # window number in this loop, from 0
-    steps: int  # steps encoded in this window
-    steps_total: int  # steps encoded so far in this loop
-    tokens: list[int]  # tokens collected by this window (empty without `collect`)
-    tokens_total: int  # tokens collected by this window and the ones before it (<= steps_total)
-    stop_flag: int  # the device stop flag after the window (0 without `stop`)
-    replayed: bool  # True when the window was a replay of an encoded one
-    elapsed_s: float  # since the loop started
-
-
-@dataclass
-class LoopResult:
-    steps: int
-    windows: int
-    stop_flag: int
-    tokens: Optional[TensorArg]  # u32[n]: every collected token (None without `collect`)
-    replays: int = 0
-    reports: list[WindowReport] = field(default_factory=list)
-    mode: str = "windowed"
-    delivered: int = 0  # tokens handed to on_token (streaming modes: drained from the channel)
-    first_token_s: Optional[float] = None  # since the loop started (streaming modes)
-    encode_s: float = 0.0  # time spent encoding windows the first time (not replays)
-    cpu_s: float = 0.0  # CPU time of the runner's thread during the loop (polling included)
 
 
 class WindowedLoop:
@@ -75,10 +41,9 @@ class WindowedLoop:
                  max_steps: int, window: int, stop: Optional[TensorArg] = None,
                  collect: Optional[TensorArg] = None, mode: str = "windowed",
                  stream: Optional[Channel] = None, pushes_per_step: int = 1) -> None:
-        if not 1 <= window <= MAX_WINDOW:
-            raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        # A loop built in code is checked here; a workflow's loop was checked when loaded.
+        check_window(window)
+        check_mode(mode)
         if mode in STREAMING_MODES and stream is None:
             raise ValueError(f"mode '{mode}' drains a channel: give 'stream' (the channel the "
                              "body writes its tokens to)")
@@ -105,11 +70,13 @@ class WindowedLoop:
             self.count = TensorArg.zeros(ctx.device, "u32", (1,))
         self._encoded: dict[int, Window] = {}
         self.encode_s = 0.0
-        self._reported = 0  # collected tokens already handed out in window reports
         # Views made once: reading them after each window allocates nothing new.
-        self._stop_view = stop.numpy() if stop is not None else None
         self._count_view = self.count.numpy() if self.count is not None else None
-        self._collected_view = self.collected.numpy() if self.collected is not None else None
+        self.reporter = WindowReporter(
+            deliver_tokens=mode == "windowed", stop=stop.numpy() if stop is not None else None,
+            count=self._count_view,
+            collected=self.collected.numpy() if self.collected is not None else None,
+            on_token=ctx.on_token, on_window=ctx.on_window)
 
     def encode_window(self, steps: int) -> tuple[CommandBuffer, bool]:
         """A committed command buffer running `steps` steps; True when it is a replay."""
@@ -152,8 +119,6 @@ class WindowedLoop:
         self.ctx.flush(wait=self.mode in STREAMING_MODES)
         cpu_start = time.thread_time()
         if self.mode in STREAMING_MODES:
-            from .streaming import run_streaming
-
             result = run_streaming(self)
         else:
             result = self._run_windowed()
@@ -162,46 +127,11 @@ class WindowedLoop:
         result.cpu_s = time.thread_time() - cpu_start
         return result
 
-    def read_stop_flag(self) -> int:
-        return int(self._stop_view[0]) if self._stop_view is not None else 0
-
     def collected_tokens(self) -> Optional[TensorArg]:
         """Every token collected so far (None without `collect`)."""
         if self.collected is None:
             return None
         return TensorArg(self.collected.buffer, "u32", (int(self._count_view[0]),))
-
-    def window_completed(self, result: LoopResult, steps: int, replayed: bool,
-                         start: float) -> WindowReport:
-        """Records the completion of the oldest window not reported yet (windows complete
-        in order) in `result`: in the windowed mode hands its collected tokens to on_token
-        (that mode's one delivery path), then calls on_window; returns the report."""
-        result.steps += steps
-        result.replays += replayed
-        tokens: list[int] = []
-        if self._count_view is not None:
-            # A window still running behind this one (streaming modes) may already have
-            # collected more. Every step before the stop collects exactly one token and no
-            # step after it does, so the windows completed so far collected the first
-            # min(count, steps so far) tokens.
-            total = min(int(self._count_view[0]), result.steps)
-            tokens = self._collected_view[self._reported:total].tolist()
-            self._reported = total
-        flag = self.read_stop_flag()
-        report = WindowReport(index=result.windows, steps=steps, steps_total=result.steps,
-                              tokens=tokens, tokens_total=self._reported, stop_flag=flag,
-                              replayed=replayed, elapsed_s=time.perf_counter() - start)
-        result.windows += 1
-        result.reports.append(report)
-        if flag != 0:
-            result.stop_flag = flag
-        if self.mode == "windowed" and self.ctx.on_token is not None:
-            for token in tokens:
-                self.ctx.on_token(token)
-            result.delivered += len(tokens)
-        if self.ctx.on_window is not None:
-            self.ctx.on_window(report)
-        return report
 
     def _run_windowed(self) -> LoopResult:
         """The plan's on_token path: tokens reach the CPU once the window holding them
@@ -210,6 +140,6 @@ class WindowedLoop:
         result = LoopResult(steps=0, windows=0, stop_flag=0, tokens=None)
         for steps, cb, replayed in self.windows():
             cb.wait_until_completed()
-            if self.window_completed(result, steps, replayed, start).stop_flag != 0:
+            if self.reporter.window_completed(result, steps, replayed, start).stop_flag != 0:
                 break
         return result

@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from .runner import LoopResult
-
-if TYPE_CHECKING:
-    from .runner import WindowedLoop
+from .results import LoopResult
 
 MAX_IN_FLIGHT = 2  # windows committed ahead: one running, one queued behind it
 WAIT_SLICE_S = 0.05  # upper bound of one wait; it also ends when the oldest window finishes
@@ -62,7 +59,9 @@ class ChannelOverflowError(RuntimeError):
     pipeline() rules this out for a body that pushes what it declares; this is the check."""
 
 
-def run_streaming(loop: "WindowedLoop") -> LoopResult:
+def run_streaming(loop) -> LoopResult:
+    """Runs `loop` (a runner.WindowedLoop, which calls this: the runner depends on this
+    module, never the other way round) in its streaming mode."""
     ctx = loop.ctx
     channel = loop.stream
     max_in_flight, window = pipeline(channel.capacity, loop.window, loop.pushes_per_step)
@@ -105,7 +104,8 @@ def run_streaming(loop: "WindowedLoop") -> LoopResult:
                 # before another window is committed (the bound of pipeline()).
                 while drain():
                     pass
-                stopped |= loop.window_completed(result, steps, replayed, start).stop_flag != 0
+                stopped |= loop.reporter.window_completed(result, steps, replayed,
+                                                        start).stop_flag != 0
 
             if not in_flight and (stopped or committed_steps >= loop.max_steps):
                 break

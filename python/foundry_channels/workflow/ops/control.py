@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ..definitions import pushes_into
 from ..executor import run_steps
-from ..loader import pushes_into
+from ..loop_config import MAX_WINDOW, MODES, STREAMING_MODES
 from ..overshoot import overshooting
 from ..registry import Arg, register_op
-from ..runner import MAX_WINDOW, MODES, STREAMING_MODES, WindowedLoop
+from ..runner import WindowedLoop
 from ..values import ValueType
 
 U32_1 = dict(dtype="u32", shape=(1,))
@@ -35,6 +36,7 @@ def _check(step: dict) -> list[tuple[str, str]]:
                          doc="the token each step wrote; collected on the device for "
                              "on_token and the loop's output"),
           "mode": Arg(("choice",), required=False, default="windowed", choices=MODES,
+                      run_option=True,  # run_workflow(mode=...) / --mode replaces it
                       doc="token delivery: 'windowed' (on_token per completed window), "
                           "'throughput' (drain 'stream' while large windows run back to back) "
                           "or 'interactive' (drain 'stream'; windows grow 1, 2, 4, ...)"),
@@ -51,18 +53,13 @@ def _check(step: dict) -> list[tuple[str, str]]:
 )
 def while_batched(ctx, args, step):
     """Runs the body up to max_steps times, `window` steps per command buffer; returns the
-    collected tokens (u32[n]) when `collect` is given."""
-    window = args["window"]
-    if not 1 <= window <= MAX_WINDOW:
-        raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
-    # The runner option given to the run (CLI --mode) overrides the workflow's field.
-    mode = ctx.runner_mode or args["mode"]
+    loop's LoopResult, whose collected tokens (u32[n], when `collect` is given) are the value
+    `out` names (executor.run_step). `mode` is already resolved: the run's mode when one was
+    given, else the step's (Arg.run_option). WindowedLoop checks window and mode."""
     stream = args["stream"]
     pushes = len(pushes_into(step.body, step.args["stream"])) if stream is not None else 0
     loop = WindowedLoop(ctx, lambda: run_steps(ctx, step.body), max_steps=args["max_steps"],
-                        window=window, stop=args["stop"], collect=args["collect"], mode=mode,
-                        stream=stream, pushes_per_step=pushes)
+                        window=args["window"], stop=args["stop"], collect=args["collect"],
+                        mode=args["mode"], stream=stream, pushes_per_step=pushes)
     with overshooting(ctx, args["overshoot"]):
-        result = loop.run()
-    ctx.loop_reports.append(result)
-    return result.tokens
+        return loop.run()
