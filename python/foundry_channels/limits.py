@@ -19,3 +19,9 @@ def capacity_problem(capacity: Any) -> Optional[str]:
             or not 1 <= capacity <= MAX_CAPACITY or capacity & (capacity - 1):
         return f"must be a power of two from 1 to {MAX_CAPACITY} (2^26), got {capacity!r}"
     return None
+
+
+def capacity_for(items: int) -> int:
+    """The smallest capacity that holds `items` items (at most MAX_CAPACITY), so that a run
+    of that many pushes loses nothing however far behind the reader is."""
+    return min(1 << max(items - 1, 0).bit_length(), MAX_CAPACITY)

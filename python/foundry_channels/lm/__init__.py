@@ -15,12 +15,14 @@ from .ngram import (
     reference_generate,
     sample_random,
 )
+from .stop import StopFlag, stop_reason
 from .tokenizer import StreamingDetokenizer, detokenize, encode_prompt
 
 __all__ = [
     "EOS_TOKEN",
     "MAX_ORDER",
     "NgramTable",
+    "StopFlag",
     "StreamingDetokenizer",
     "builtin_table",
     "detokenize",
@@ -28,4 +30,5 @@ __all__ = [
     "load_passages",
     "reference_generate",
     "sample_random",
+    "stop_reason",
 ]

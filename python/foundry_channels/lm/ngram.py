@@ -14,6 +14,8 @@ from importlib import resources
 
 import numpy as np
 
+from .stop import StopFlag
+
 EOS_TOKEN = 0  # byte 0 ends a document in the training text
 MAX_ORDER = 3  # context bytes; the key packs order (top byte) and up to 3 bytes
 MODEL_MAGIC = 0x464C4D31  # "FLM1"
@@ -169,14 +171,14 @@ def reference_generate(table: NgramTable, prompt: list[int], seed: int, max_toke
     flag as lm_decode_step sets it (0 when the step budget ran out first)."""
     history = list(prompt[:capacity])
     if len(prompt) > capacity:
-        return [], 3
+        return [], StopFlag.HISTORY_FULL
     generated: list[int] = []
     for _ in range(max_tokens):
         if len(history) >= capacity:
-            return generated, 3
+            return generated, StopFlag.HISTORY_FULL
         token = reference_sample(table, history, seed)
         if token == eos_token:
-            return generated, 1
+            return generated, StopFlag.EOS
         history.append(token)
         generated.append(token)
-    return generated, 0
+    return generated, StopFlag.RUNNING
