@@ -9,7 +9,6 @@ lose one the others would have returned.
 
 from __future__ import annotations
 
-import asyncio
 from enum import Enum
 from typing import AsyncIterator, Iterator, NamedTuple, Optional
 
@@ -67,6 +66,10 @@ _ASYNC_MAX_SLEEP = 2e-3
 async def next_async(self: ChannelU32Reader, timeout: Optional[float] = None) -> int:
     """Awaits the next item; StopAsyncIteration once closed and drained; TimeoutError after
     `timeout` seconds."""
+    # Imported here, not at module level: `import foundry_channels` stays light (asyncio
+    # costs tens of ms), and the CLI acts on a Ctrl-C only once the package import is done.
+    import asyncio
+
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     turns, sleep = 0, _ASYNC_MIN_SLEEP

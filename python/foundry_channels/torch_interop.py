@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _core
+# Names, not `from . import _core` (see _backends.py: a loop to import-linter).
+from ._core import ChannelU32, cuda_device_ordinal, cuda_stream_push
 
 # u32 words per element and a readable name, by __cuda_array_interface__ typestr.
 _TYPESTRS = {"<u4": (1, "uint32"), "<i4": (1, "int32"), "<i8": (2, "int64")}
@@ -82,7 +83,7 @@ def _stream_handle(stream: Any, tensor: Any) -> int:
     )
 
 
-def stream_write(channel: _core.ChannelU32, tensor: Any, stream: Any = None) -> None:
+def stream_write(channel: ChannelU32, tensor: Any, stream: Any = None) -> None:
     """Pushes the values of a CUDA tensor into ``channel``, enqueued on ``stream``.
 
     ``tensor``: uint32, int32 or int64; shape [1] or [B] (a 0-d tensor counts as [1]); any
@@ -96,9 +97,9 @@ def stream_write(channel: _core.ChannelU32, tensor: Any, stream: Any = None) -> 
     The channel's init must have completed before the first stream_write, and a channel has
     one producer: do not push to it from two streams without ordering them.
     """
-    if not isinstance(channel, _core.ChannelU32):
+    if not isinstance(channel, ChannelU32):
         raise TypeError(f"stream_write: channel must be a ChannelU32, got {type(channel).__name__}")
-    ordinal = _core.cuda_device_ordinal(channel.device)
+    ordinal = cuda_device_ordinal(channel.device)
     if ordinal < 0:
         raise ValueError(
             f"stream_write: the channel lives on a '{channel.device.backend}' device; "
@@ -123,4 +124,4 @@ def stream_write(channel: _core.ChannelU32, tensor: Any, stream: Any = None) -> 
         # A stream other than the tensor's: keep torch's allocator from reusing the memory
         # before the push on `stream` has read it.
         tensor.record_stream(stream)
-    _core.cuda_stream_push(channel, handle, ptr, count, max(stride, 1) * words_per_item)
+    cuda_stream_push(channel, handle, ptr, count, max(stride, 1) * words_per_item)
