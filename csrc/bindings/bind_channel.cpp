@@ -42,9 +42,49 @@ uint32_t* checked_output(py::handle out, py::ssize_t& length) {
   return static_cast<uint32_t*>(arr.mutable_data());
 }
 
+// reader.stream(timeout): blocking iteration that ends once the channel is closed and drained;
+// each wait (GIL released) is bounded by `timeout` (TimeoutError).
+class ReaderStream {
+ public:
+  ReaderStream(std::shared_ptr<ChannelU32Reader> reader, py::object timeout)
+      : reader_(std::move(reader)), timeout_(std::move(timeout)),
+        seconds_(timeout_seconds(timeout_, "stream")) {}
+  uint32_t next() {
+    auto check = python_interrupt_check();
+    for (;;) {
+      if (auto v = reader_->try_next()) return *v;
+      WaitResult res;
+      {
+        ReleaseGil nogil;
+        res = reader_->wait(seconds_, check);
+      }
+      if (res == WaitResult::Closed) throw py::stop_iteration();
+      if (res == WaitResult::Timeout) {
+        throw fc::TimeoutError("stream(): no item within " + std::string(py::str(timeout_)) +
+                               " s (position " + std::to_string(reader_->position()) + ")");
+      }
+    }
+  }
+
+ private:
+  std::shared_ptr<ChannelU32Reader> reader_;
+  py::object timeout_;
+  double seconds_;
+};
+
+// The Python-level helpers these methods return live in small Python modules, imported when
+// first used (asyncio only by a program that awaits a reader).
+py::object python_helper(const char* module, const char* name) {
+  return py::module_::import(module).attr(name);
+}
+
 }  // namespace
 
 void bind_channel(py::module_& m) {
+  py::class_<ReaderStream>(m, "ReaderStream", "reader.stream(): an iterator over the items.")
+      .def("__iter__", [](py::object self) { return self; })
+      .def("__next__", &ReaderStream::next);
+
   py::class_<ChannelU32, std::shared_ptr<ChannelU32>>(m, "ChannelU32", R"doc(
 A device-to-host ring of u32 items (token ids). Drop-oldest: the producer never blocks; a
 reader that falls more than `capacity` items behind loses the oldest and counts them.
@@ -182,6 +222,38 @@ next(timeout=...) blocks.)doc")
              if (auto v = r.try_next()) return *v;
              throw py::stop_iteration();
            })
+      .def(
+          "stream",
+          [](const std::shared_ptr<ChannelU32Reader>& r, const py::object& timeout) {
+            return ReaderStream(r, timeout);
+          },
+          py::arg("timeout") = py::none(),
+          "Blocking iteration: yields items as they arrive and ends once the channel is closed "
+          "and drained. `timeout` bounds each wait for the next item (TimeoutError).")
+      .def(
+          "poll_next",
+          [](ChannelU32Reader& r) {
+            if (auto v = r.try_next()) {
+              py::object poll = python_helper("foundry_channels._poll", "Poll");
+              return poll(python_helper("foundry_channels._poll", "PollState").attr("READY"), *v);
+            }
+            // exhausted re-checks the write count after seeing the closed flag, so an item
+            // pushed just before the close is never reported as CLOSED.
+            return python_helper("foundry_channels._poll", r.exhausted() ? "CLOSED" : "PENDING");
+          },
+          "Never blocks: Poll(READY, item), Poll(PENDING) or Poll(CLOSED).")
+      .def(
+          "next_async",
+          [](py::object self, const py::object& timeout) {
+            return python_helper("foundry_channels._reader_async", "next_async")(self, timeout);
+          },
+          py::arg("timeout") = py::none(),
+          "Awaitable: the next item; StopAsyncIteration once closed and drained; TimeoutError "
+          "after `timeout` seconds.")
+      .def("__aiter__", [](py::object self) { return self; })
+      .def("__anext__", [](py::object self) {
+        return python_helper("foundry_channels._reader_async", "next_async")(self, py::none());
+      })
       .def_property_readonly("dropped", &ChannelU32Reader::dropped,
                              "Items lost because the producer overwrote them first.")
       .def_property_readonly("delivered", &ChannelU32Reader::delivered)

@@ -15,7 +15,7 @@
 //                   recorded on the device (sticky: every later call and every blocked reader
 //                   raises) and fails the command buffer; nothing waits on it forever
 //
-// Memory semantics (DESIGN.md, "Memory ordering per backend"): kernels publish to the CPU during
+// Memory semantics (docs/protocol.md, "Per backend"): kernels publish to the CPU during
 // execution through system-coherent stores and system-scope fences (prelude_msl.inc), the way
 // MLX's fast GPU->CPU synchronisation does. Apple promises CPU visibility of a shared buffer only
 // once the command buffer completed, so completion stays the authoritative point: the handler's

@@ -42,10 +42,8 @@ from ._core import (
 )
 from ._backends import available_backends, backend_status
 from .torch_interop import stream_write
-from ._reader_ext import Poll, PollState
-from ._reader_ext import install as _install_reader_ext
+from ._poll import Poll, PollState
 
-_install_reader_ext()
 
 __version__ = "0.1.0"
 
