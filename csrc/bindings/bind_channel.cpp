@@ -1,7 +1,9 @@
 // ChannelU32 and ChannelU32Reader.
 #include "bindings/bind_common.hpp"
 #include "channel/channel.hpp"
+#include "channel/poller.hpp"
 #include "channel/reader.hpp"
+#include "channel/wait_strategy.hpp"
 
 namespace fc::bind {
 namespace {
@@ -78,9 +80,122 @@ py::object python_helper(const char* module, const char* name) {
   return py::module_::import(module).attr(name);
 }
 
+WaitStrategyKind strategy_from(const py::handle& name) {
+  if (py::isinstance<py::str>(name)) {
+    if (auto kind = parse_wait_strategy(name.cast<std::string>())) return *kind;
+  }
+  throw py::value_error("wait_strategy must be 'adaptive', 'spin' or 'backoff', got " +
+                        std::string(py::str(py::repr(name))));
+}
+
+// The Python exception for an error a poller wait ended with (the classes the module
+// registered for the core's exceptions).
+py::object python_error(const std::exception_ptr& error) {
+  py::module_ core = py::module_::import("foundry_channels._core");
+  try {
+    std::rethrow_exception(error);
+  } catch (const DeviceClosedError& e) {
+    return core.attr("DeviceClosedError")(e.what());
+  } catch (const DeviceError& e) {
+    return core.attr("DeviceError")(e.what());
+  } catch (const ChannelError& e) {
+    return core.attr("ChannelError")(e.what());
+  } catch (const ConcurrentUseError& e) {
+    return core.attr("ConcurrentUseError")(e.what());
+  } catch (const CommandBufferError& e) {
+    return core.attr("CommandBufferError")(e.what());
+  } catch (const Error& e) {
+    return core.attr("FoundryChannelsError")(e.what());
+  } catch (const std::exception& e) {
+    return py::module_::import("builtins").attr("RuntimeError")(e.what());
+  }
+}
+
+// One per asyncio event loop (foundry_channels._reader_async): the loop watches `fd` with
+// add_reader and calls dispatch(), which resolves the futures of finished waits. The poller
+// thread only writes the fd (FdTarget): it never takes the GIL.
+class AsyncWaker {
+ public:
+  AsyncWaker() : target_(std::make_shared<FdTarget>()) {}
+  ~AsyncWaker() {
+    for (auto& item : futures_) Poller::instance().disarm(item.first.cast<uint64_t>());
+  }
+  int fd() const { return target_->fd(); }
+  uint64_t arm(const std::shared_ptr<ChannelU32Reader>& reader, const py::object& timeout,
+               py::object future) {
+    const double t = timeout_seconds(timeout, "next_async");
+    const uint64_t id = Poller::instance().arm(reader, t, target_);
+    futures_[py::int_(id)] = std::move(future);  // dispatch() runs on this thread: no race
+    return id;
+  }
+  bool disarm(uint64_t id) {
+    if (futures_.contains(py::int_(id))) PyDict_DelItem(futures_.ptr(), py::int_(id).ptr());
+    return Poller::instance().disarm(id);
+  }
+  size_t dispatch() {
+    scratch_.clear();
+    target_->take(scratch_);
+    for (auto& c : scratch_) {
+      py::int_ key(c.id);
+      if (!futures_.contains(key)) continue;  // disarmed (cancelled) meanwhile
+      py::object future = futures_[key];
+      PyDict_DelItem(futures_.ptr(), key.ptr());
+      if (future.attr("done")().cast<bool>()) continue;
+      if (c.error) {
+        future.attr("set_exception")(python_error(c.error));
+      } else {
+        const char* name = c.result == WaitResult::Ready    ? "ready"
+                           : c.result == WaitResult::Closed ? "closed"
+                                                            : "timeout";
+        future.attr("set_result")(name);
+      }
+    }
+    const size_t n = scratch_.size();
+    scratch_.clear();
+    return n;
+  }
+  size_t pending() const { return futures_.size(); }
+
+ private:
+  std::shared_ptr<FdTarget> target_;
+  py::dict futures_;
+  std::vector<PollCompletion> scratch_;
+};
+
 }  // namespace
 
 void bind_channel(py::module_& m) {
+  py::class_<AsyncWaker>(m, "AsyncWaker", "Internal: wakes one asyncio loop's awaited readers "
+                                         "(foundry_channels._reader_async).")
+      .def(py::init<>())
+      .def_property_readonly("fd", &AsyncWaker::fd)
+      .def("arm", &AsyncWaker::arm, py::arg("reader"), py::arg("timeout"), py::arg("future"))
+      .def("disarm", &AsyncWaker::disarm, py::arg("id"))
+      .def("dispatch", &AsyncWaker::dispatch)
+      .def_property_readonly("pending", &AsyncWaker::pending);
+
+  m.def(
+      "poller_stats",
+      [] {
+        auto s = Poller::instance().stats();
+        py::dict d;
+        d["armed"] = s.armed;
+        d["rounds"] = s.rounds;
+        d["completions"] = s.completions;
+        d["threads_started"] = s.threads_started;
+        d["running"] = s.running;
+        return d;
+      },
+      "The poller thread that serves every awaited reader of the process: armed waits, passes "
+      "over them, completions, threads started so far, whether it runs.");
+  m.def(
+      "_poller_shutdown",
+      [] {
+        ReleaseGil nogil;
+        Poller::instance().shutdown();
+      },
+      "Ends the poller thread (registered with atexit); a later await starts it again.");
+
   py::class_<ReaderStream>(m, "ReaderStream", "reader.stream(): an iterator over the items.")
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", &ReaderStream::next);
@@ -139,12 +254,20 @@ A channel has one consumer: channel.reader() returns its reader.)doc")
           },
           "(header, data, producer cursor) as Buffers, for kernels that push from inside "
           "(the fused push of lm_decode_step; see csrc/kernels/channel_kernels.inc).")
-      .def("reader", &ChannelU32::reader, R"doc(
+      .def(
+          "reader",
+          [](ChannelU32& ch, const py::object& wait_strategy) {
+            auto r = ch.reader();
+            if (!wait_strategy.is_none()) r->set_wait_strategy(strategy_from(wait_strategy));
+            return r;
+          },
+          py::arg("wait_strategy") = py::none(), R"doc(
 The channel's one consumer. While a reader of this channel is alive (and not closed) this
 returns that same reader, so two parts of a program never both receive every item: each item is
 delivered once. Once the reader is closed or garbage collected, the next call makes a new reader
 that continues where the last one stopped. A reader made after channel_init was encoded reads
-the run that init starts (it waits for the init to run on the device).)doc");
+the run that init starts (it waits for the init to run on the device). `wait_strategy`
+('adaptive', 'spin' or 'backoff') sets the reader's wait_strategy.)doc");
 
   py::class_<ChannelU32Reader, std::shared_ptr<ChannelU32Reader>>(m, "ChannelU32Reader", R"doc(
 The CPU side of a ChannelU32, from channel.reader() (there is no constructor: a channel has one
@@ -272,5 +395,29 @@ next(timeout=...) blocks.)doc")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](ChannelU32Reader& r, py::args) { r.close(); });
 }
+      .def_property(
+          "wait_strategy",
+          [](const ChannelU32Reader& r) { return wait_strategy_name(r.wait_strategy()); },
+          [](ChannelU32Reader& r, const py::object& name) {
+            r.set_wait_strategy(strategy_from(name));
+          },
+          "How blocking waits idle: 'adaptive' (default: learns the arrival rate, sleeps until "
+          "just before the next item is due, spins right after a commit), 'spin' (lowest "
+          "latency, a busy core) or 'backoff' (spin, yield, sleeps doubling to 1 ms).")
+      .def_property_readonly(
+          "wait_stats",
+          [](const ChannelU32Reader& r) {
+            const auto& s = r.strategy_state();
+            py::dict d;
+            d["strategy"] = wait_strategy_name(s.kind());
+            d["samples"] = s.samples();
+            d["mean_gap_s"] = s.mean_gap_s();
+            d["jitter_s"] = s.jitter_s();
+            d["commit_lag_s"] = s.commit_lag_s();
+            d["commit_driven"] = s.commit_driven();
+            return d;
+          },
+          "What the adaptive strategy learnt: inter-arrival mean and jitter, commit -> item lag, "
+          "share of items that followed a commit.")
 
 }  // namespace fc::bind

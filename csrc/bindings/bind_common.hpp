@@ -70,7 +70,13 @@ bool with_gil(Fn&& fn) {
 // A callable for blocking waits, run with the GIL released: it briefly takes the GIL to run
 // Python's signal handlers, so Ctrl-C stops a wait. True means a handler raised (the Python
 // error stays set for the caller to re-raise).
+// Only the main thread runs signal handlers (PyErr_CheckSignals is a no-op elsewhere), so a
+// wait on any other thread gets no check at all: it never takes the GIL while it waits (a
+// reader thread must not contend for the GIL with a Python launch loop). Call with the GIL.
 inline std::function<bool()> python_interrupt_check() {
+  static const unsigned long main_ident =
+      py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  if (PyThread_get_thread_ident() != main_ident) return {};
   return [] {
     if (interpreter_finalizing()) park_until_exit();
     py::gil_scoped_acquire gil;

@@ -32,6 +32,7 @@
 
 #include "common/atomic_word.hpp"
 #include "device/deadline.hpp"
+#include "device/wake_signal.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -261,22 +262,36 @@ bool ChannelU32Reader::exhausted() {
 }
 
 WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted,
+void ChannelU32Reader::set_wait_strategy(WaitStrategyKind kind) {
+  Exclusive guard(busy_);
+  strategy_.set_kind(kind);
+}
+
+namespace {
+std::chrono::steady_clock::time_point commit_time(const Device& device) {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(device.last_commit_ns()));
+}
+}  // namespace
+
                                   const CommandBuffer* until) {
   Exclusive guard(busy_);  // one waiter: a second thread's read would race the cache refill
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto deadline = deadline_after(timeout_s);
-  // Back-off: ~2k pause spins (a few microseconds: catches a device that is about to push),
-  // then yields for ~50 us, then sleeps doubling from 20 us to 1 ms. An idle reader then
-  // wakes at most ~1000 times a second.
-  int spins = 0;
-  auto sleep = std::chrono::microseconds(20);
+  const Device& device = *channel_->device();
+  WakeSignal& signal = wake_signal();
   auto last_interrupt_check = start;
   for (;;) {
+  bool first = true;
     check_usable();
+    // Read before the checks: a commit, completion, close or fault after them ends the sleep.
+    const uint64_t seen = signal.sequence();
     // Ready only when an item is really there: filling the read-ahead cache validates the next
     // slot's tag (write_idx alone is a hint that can run ahead of the slots).
-    if (fill_cache() > 0) return WaitResult::Ready;
+    if (fill_cache() > 0) {
+      if (!first) strategy_.arrived(clock::now(), commit_time(device));
+      return WaitResult::Ready;
+    }
     if (closed_and_drained()) return WaitResult::Closed;
     if (until) {
       auto s = until->status();
@@ -286,20 +301,63 @@ WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>&
     }
     auto now = clock::now();
     if (now >= deadline) return WaitResult::Timeout;
-    if (interrupted && now - last_interrupt_check > std::chrono::milliseconds(1)) {
+    if (first) {
+      strategy_.begin(now);
+      first = false;
+    }
+    const auto check_every = std::chrono::milliseconds(1);
+    if (interrupted && now - last_interrupt_check > check_every) {
       last_interrupt_check = now;
       if (interrupted()) throw InterruptedError();
     }
-    if (spins < 2048) {
-      ++spins;
-      FC_CPU_RELAX();
-    } else if (now - start < std::chrono::microseconds(50)) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::min<clock::duration>(sleep, deadline - now));
-      sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
+    const IdlePlan plan = strategy_.idle(now, commit_time(device));
+    switch (plan.action) {
+      case IdlePlan::Action::Spin:
+        for (int i = 0; i < 8; ++i) FC_CPU_RELAX();
+        break;
+      case IdlePlan::Action::Yield:
+        std::this_thread::yield();
+        break;
+      case IdlePlan::Action::Sleep: {
+        // Never past the deadline; with an interrupt check, wake for it about every 20 ms at
+        // most (Ctrl-C), however far ahead the strategy would sleep.
+        auto wake = std::min(plan.until, deadline);
+        if (interrupted) wake = std::min(wake, now + std::chrono::milliseconds(20));
+        if (strategy_.wakes_on_signal()) {
+          if (!signal.sleep_until(seen, wake)) strategy_.slept(wake, clock::now());
+        } else {
+          std::this_thread::sleep_until(wake);
+        }
+        break;
+      }
     }
   }
+}
+
+ChannelU32Reader::Probe ChannelU32Reader::probe(bool first, IdlePlan& plan,
+                                                std::exception_ptr& error) {
+  if (busy_.test_and_set(std::memory_order_acquire)) return Probe::Busy;
+  struct Release {
+    std::atomic_flag& flag;
+    ~Release() { flag.clear(std::memory_order_release); }
+  } release{busy_};
+  using clock = std::chrono::steady_clock;
+  try {
+    check_usable();
+    const Device& device = *channel_->device();
+    if (fill_cache() > 0) {
+      if (!first) strategy_.arrived(clock::now(), commit_time(device));
+      return Probe::Ready;
+    }
+  }
+    if (closed_and_drained()) return Probe::Closed;
+    const auto now = clock::now();
+    if (first) strategy_.begin(now);
+    plan = strategy_.idle(now, commit_time(device));
+    return Probe::Pending;
+  } catch (...) {
+    error = std::current_exception();
+    return Probe::Error;
 }
 
 }  // namespace fc

@@ -6,11 +6,13 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
 
 #include "channel/channel.hpp"
+#include "channel/wait_strategy.hpp"
 
 namespace fc {
 
@@ -33,10 +35,11 @@ class ChannelU32Reader {
   std::optional<uint32_t> try_next();
   // Blocks until an item is readable (Ready: the next try_next/drain_into returns it), the
   // channel is closed and drained (Closed), or the timeout passes (Timeout; timeout_s < 0 or
-  // infinite waits forever). Spins briefly, then yields, then sleeps with a growing back-off so
-  // an idle wait does not burn a core. `interrupted` is polled about every millisecond once
-  // sleeping (Python: signal check); when it returns true the wait throws InterruptedError.
-  // With `until`, the wait also ends (Finished) when that command buffer completes or fails.
+  // infinite waits forever). Between checks it idles as the reader's wait strategy says
+  // (wait_strategy.hpp: spin, backoff, adaptive). `interrupted` is polled about every
+  // millisecond once idle (Python: signal check); when it returns true the wait throws
+  // InterruptedError. With `until`, the wait also ends (Finished) when that command buffer
+  // completes or fails.
   WaitResult wait(double timeout_s, const std::function<bool()>& interrupted = {},
                   const CommandBuffer* until = nullptr);
   // Moves past every item published so far in the current epoch without delivering them (not
@@ -66,6 +69,19 @@ class ChannelU32Reader {
  private:
   class Exclusive;  // guards against two threads using one reader at once
   // Returns the items kept; `consumed` is how many ring indices it moved past. With
+  // How wait() (and the poller, for an armed reader) idles between checks.
+  WaitStrategyKind wait_strategy() const { return strategy_.kind(); }
+  void set_wait_strategy(WaitStrategyKind kind);
+  const WaitStrategy& strategy_state() const { return strategy_; }
+
+  // One non-blocking check for the poller thread (channel/poller.hpp): never throws and never
+  // raises ConcurrentUseError: Busy when another thread is using the reader right now.
+  // Ready / Closed as for wait(); Pending with `plan` saying when to check again; Error with
+  // `error` set (device closed or faulted, channel re-initialised: the caller re-raises it by
+  // reading). `first` starts a new wait for the strategy.
+  enum class Probe { Busy, Pending, Ready, Closed, Error };
+  Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error);
+
   // `indices`, each kept item's index is stored beside it.
   size_t copy_from_ring(uint32_t* out, size_t max, size_t& consumed, uint64_t* indices = nullptr);
   size_t fill_cache();     // items in the read-ahead cache after refilling it if empty
@@ -93,6 +109,7 @@ class ChannelU32Reader {
   static constexpr size_t kCacheItems = 256;
   std::array<uint32_t, kCacheItems> cache_{};
   std::array<uint64_t, kCacheItems> cache_index_{};  // item indices: the cache may have gaps
+  WaitStrategy strategy_;  // the reader's idle strategy and what it learnt (fixed size)
   size_t cache_pos_ = 0;
   size_t cache_len_ = 0;
 };

@@ -74,7 +74,10 @@ void CommandBuffer::commit() {
                                          "(status ") + status_name(expected) +
                              "); a command buffer is committed once, make a new one");
   }
+  const auto& device = queue_->device();
+  device->note_commit();  // before submit: the time stamp precedes anything the work pushes
   queue_->submit(shared_from_this());
+  wake_signal().notify();  // adaptive readers asleep on this device spin for its first push
 }
 
 void CommandBuffer::add_completed_handler(Handler handler) {
@@ -140,6 +143,7 @@ void CommandBuffer::finish(CommandBufferStatus final_status, const std::string& 
     handlers.swap(handlers_);
   }
   done_cv_.notify_all();
+  wake_signal().notify();  // a reader's wait(until=this) ends now, not after a sleep step
   for (auto& h : handlers) h(*this);
   // The buffers stay retained until the command buffer itself goes: to_window() may still be
   // called after completion, and its window must keep them alive (they were freed here once,

@@ -8,6 +8,7 @@ void Device::close() {
   bool expected = false;
   if (!closed_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) return;
   shutdown();
+  wake_signal().notify();  // sleeping readers and the poller see the close now
 }
 
 void Device::check_usable(const char* what) const {
@@ -28,6 +29,7 @@ void Device::record_fault(const std::string& message) {
     fault_ = message;
   }
   faulted_.store(true, std::memory_order_release);
+  wake_signal().notify();  // sleeping readers and the poller fail now
 }
 
 std::string Device::fault_message() const {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "device/errors.hpp"
+#include "device/wake_signal.hpp"
 #include "kernels/kernel_list.hpp"
 
 namespace fc {
@@ -177,6 +178,17 @@ class Device : public std::enable_shared_from_this<Device> {
   void record_fault(const std::string& message);
   bool faulted() const { return faulted_.load(std::memory_order_acquire); }
   std::string fault_message() const;
+  // The slot protocol of channels made on this device without one (docs/protocol.md): 1 unless
+  // set (Python: Device(spec, slot_protocol=2) or FOUNDRY_CHANNELS_SLOT_PROTOCOL=2).
+  uint32_t slot_protocol() const { return slot_protocol_.load(std::memory_order_relaxed); }
+  void set_slot_protocol(uint32_t protocol) {
+    slot_protocol_.store(protocol, std::memory_order_relaxed);
+  }
+  // When a command buffer was last committed on this device (steady-clock ns, 0 = never): a
+  // hint for waiting readers (channel/wait_strategy.hpp: spin right after a commit). Relaxed:
+  // it orders nothing, readers re-check the channel itself.
+  void note_commit() { last_commit_ns_.store(steady_now_ns(), std::memory_order_relaxed); }
+  int64_t last_commit_ns() const { return last_commit_ns_.load(std::memory_order_relaxed); }
 
  protected:
   virtual void shutdown() = 0;
@@ -184,6 +196,8 @@ class Device : public std::enable_shared_from_this<Device> {
  private:
   std::atomic<bool> closed_{false};
   std::atomic<bool> faulted_{false};
+  std::atomic<uint32_t> slot_protocol_{1};  // see slot_protocol()
+  std::atomic<int64_t> last_commit_ns_{0};
   mutable std::mutex fault_mutex_;
   std::string fault_;
 };

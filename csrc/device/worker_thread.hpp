@@ -42,13 +42,19 @@ class WorkerThread {
   // Queues a job; hands it back (nullopt = taken) once stop() was called. Jobs are
   // default-constructible and movable (a shared_ptr, a small struct).
   std::optional<Job> push(Job job) {
+    bool taken = false;
     {
       std::lock_guard lock(state_->mutex);
       if (!state_->stopping) {
         state_->jobs.push_back(std::move(job));
-        state_->cv.notify_one();
-        return std::nullopt;
+        taken = true;
       }
+    }
+    // Notified after the unlock: notifying under the lock wakes the worker straight into a
+    // mutex the pushing thread still holds (one more sleep/wake round trip per commit).
+    if (taken) {
+      state_->cv.notify_one();
+      return std::nullopt;
     }
     return std::optional<Job>(std::move(job));
   }

@@ -39,6 +39,7 @@ from ._core import (
     header_layout,
     kernel_names,
     kernel_signature,
+    poller_stats,
 )
 from ._backends import available_backends, backend_status
 from .torch_interop import stream_write
@@ -74,3 +75,4 @@ __all__ = [
     "kernel_signature",
     "stream_write",
 ]
+    "poller_stats",

@@ -1,29 +1,95 @@
 """`await reader.next_async()` and `async for item in reader`: the binding's async methods
 call next_async() here, so that asyncio is imported only by a program that uses it.
 
+No Python sleeps: a reader with nothing to read is armed with the process's poller thread
+(C++, csrc/channel/poller.hpp: one thread for every awaited reader of the process, the GIL
+never taken), which checks it as the reader's wait strategy says and, when the wait ends,
+writes an eventfd that this loop watches (`loop.add_reader`). The loop's callback resolves
+the futures of every finished wait at once. Why an eventfd and not `call_soon_threadsafe`
+from the poller: that call needs the GIL, so a Python thread holding it (a launch loop) would
+stall every stream the poller serves, and a poller taking the GIL could meet a finalising
+interpreter at exit; an fd write needs neither, and one write wakes the loop for a whole batch.
+
 Every style goes through the same non-blocking C++ calls (poll_next), so none can emit an item
-twice or lose one another style would have returned.
+twice or lose one another style would have returned. An event loop that cannot watch fds
+(Windows' proactor loop) falls back to polling with a back-off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import weakref
 from typing import Optional
 
+from ._core import AsyncWaker, _poller_shutdown
 from ._poll import PollState
 
-# asyncio polling back-off: a few event-loop turns (catches a device that is about to push),
-# then sleeps doubling from 50 us to 2 ms, so an idle reader costs at most ~500 wake-ups/s
-# and never busy-spins the loop.
+_wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncWaker]" = (
+    weakref.WeakKeyDictionary())
+_NO_FD_WATCH = object()
+_atexit_registered = False
+
+# Fallback (loops without add_reader): a few loop turns, then sleeps doubling to 2 ms.
 _FAST_TURNS = 8
 _MIN_SLEEP = 50e-6
 _MAX_SLEEP = 2e-3
 
 
+def _waker(loop: asyncio.AbstractEventLoop):
+    global _atexit_registered
+    waker = _wakers.get(loop)
+    if waker is None:
+        waker = AsyncWaker()
+        try:
+            loop.add_reader(waker.fd, waker.dispatch)
+        except NotImplementedError:
+            waker = _NO_FD_WATCH
+        _wakers[loop] = waker
+        if not _atexit_registered:
+            # Stops the poller thread before the interpreter finalises (it never touches
+            # Python, so this is tidiness, not safety).
+            atexit.register(_poller_shutdown)
+            _atexit_registered = True
+    return waker
+
+
+def _timeout_error(reader, timeout) -> TimeoutError:
+    return TimeoutError(f"next_async(): no item within {timeout} s (position {reader.position})")
+
+
 async def next_async(reader, timeout: Optional[float] = None) -> int:
     """Awaits the next item; StopAsyncIteration once closed and drained; TimeoutError after
     `timeout` seconds."""
+    state, value = reader.poll_next()
+    if state is PollState.READY:
+        return value
+    if state is PollState.CLOSED:
+        raise StopAsyncIteration
     loop = asyncio.get_running_loop()
+    waker = _waker(loop)
+    if waker is _NO_FD_WATCH:
+        return await _next_by_polling(reader, timeout, loop)
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        future = loop.create_future()
+        wait_id = waker.arm(reader, remaining, future)
+        try:
+            outcome = await future
+        finally:
+            if not future.done() or future.cancelled():
+                waker.disarm(wait_id)  # cancelled: the poller forgets the reader first
+        if outcome == "timeout":
+            raise _timeout_error(reader, timeout)
+        state, value = reader.poll_next()
+        if state is PollState.READY:
+            return value
+        if state is PollState.CLOSED:
+            raise StopAsyncIteration
+
+
+async def _next_by_polling(reader, timeout, loop) -> int:
     deadline = None if timeout is None else loop.time() + timeout
     turns, sleep = 0, _MIN_SLEEP
     while True:
@@ -33,8 +99,7 @@ async def next_async(reader, timeout: Optional[float] = None) -> int:
         if state is PollState.CLOSED:
             raise StopAsyncIteration
         if deadline is not None and loop.time() >= deadline:
-            raise TimeoutError(f"next_async(): no item within {timeout} s "
-                               f"(position {reader.position})")
+            raise _timeout_error(reader, timeout)
         if turns < _FAST_TURNS:
             turns += 1
             await asyncio.sleep(0)

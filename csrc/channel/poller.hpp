@@ -1,0 +1,108 @@
+// Poller: one thread per process that waits for many readers at once (hundreds of streams of a
+// server on one asyncio loop: one thread, not one per stream). A waiter arms a reader with a
+// target; the poller checks every armed reader (ChannelU32Reader::probe), idles as the
+// readers' wait strategies allow (the earliest Sleep of all of them, spinning when any wants
+// to spin), sleeps on the process WakeSignal (commits, completions, close, faults, arms end
+// the sleep), and hands each finished wait (Ready, Closed, Timeout, or an error such as
+// DeviceClosedError) to its target exactly once, then forgets the reader.
+//
+// It never touches Python: the asyncio binding's target (FdTarget) only queues the completion
+// and writes an eventfd that the event loop watches (loop.add_reader), so the poller never
+// waits for the GIL (a Python launch loop holding it cannot delay the other streams) and never
+// meets a finalising interpreter.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "channel/reader.hpp"
+
+namespace fc {
+
+struct PollCompletion {
+  uint64_t id = 0;
+  WaitResult result = WaitResult::Timeout;  // Ready, Closed or Timeout (when error is null)
+  std::exception_ptr error;
+};
+
+class PollerTarget {
+ public:
+  virtual ~PollerTarget() = default;
+  // On the poller thread, with no poller lock held; must return quickly.
+  virtual void complete(PollCompletion completion) = 0;
+};
+
+class Poller {
+ public:
+  static Poller& instance();  // the process's poller (never destroyed)
+  Poller() = default;
+  ~Poller();
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  // Waits for `reader` (timeout_s < 0: forever); the target gets one completion with the
+  // returned id, unless disarm(id) returned true first. Starts the thread if needed.
+  uint64_t arm(std::shared_ptr<ChannelU32Reader> reader, double timeout_s,
+               std::shared_ptr<PollerTarget> target);
+  // True if the wait was still armed: then its target is never called for it. False if it
+  // already completed (the completion may be in flight: targets must ignore unknown ids).
+  bool disarm(uint64_t id);
+  // Ends the thread and drops every armed wait without completing it (process exit). A later
+  // arm() starts a new thread.
+  void shutdown();
+
+  struct Stats {
+    size_t armed = 0;
+    uint64_t rounds = 0;       // passes over the armed readers
+    uint64_t completions = 0;
+    uint32_t threads_started = 0;
+    bool running = false;
+  };
+  Stats stats() const;
+
+ private:
+  struct Entry {
+    uint64_t id;
+    std::shared_ptr<ChannelU32Reader> reader;
+    std::shared_ptr<PollerTarget> target;
+    std::chrono::steady_clock::time_point deadline;
+    bool first = true;
+  };
+  void run();
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;  // entries added or stop requested, while idle with none armed
+  std::vector<Entry> entries_;
+  std::thread thread_;
+  bool running_ = false;
+  bool stopping_ = false;
+  uint64_t next_id_ = 1;
+  uint64_t rounds_ = 0;
+  uint64_t completions_ = 0;
+  uint32_t threads_started_ = 0;
+};
+
+// A target for event loops: completions are queued and an fd (eventfd on Linux, a pipe
+// elsewhere) becomes readable; the loop's thread calls take().
+class FdTarget final : public PollerTarget {
+ public:
+  FdTarget();  // std::system_error if no fd can be made
+  ~FdTarget() override;
+  int fd() const { return read_fd_; }
+  void complete(PollCompletion completion) override;
+  // Clears the fd and moves the queued completions into `out` (appended).
+  void take(std::vector<PollCompletion>& out);
+
+ private:
+  int read_fd_ = -1;
+  int write_fd_ = -1;
+  std::mutex mutex_;
+  std::vector<PollCompletion> done_;
+};
+
+}  // namespace fc

@@ -1,0 +1,143 @@
+// The reader's idle strategies (wait_strategy.hpp says what each does and why the memory orders
+// of the hints it reads are enough: it reads no channel data at all).
+#include "channel/wait_strategy.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "device/wake_signal.hpp"
+
+namespace fc {
+
+WakeSignal& wake_signal() {
+  static WakeSignal* signal = new WakeSignal();  // never destroyed: used by threads at exit
+  return *signal;
+}
+
+const char* wait_strategy_name(WaitStrategyKind kind) {
+  switch (kind) {
+    case WaitStrategyKind::Spin: return "spin";
+    case WaitStrategyKind::Backoff: return "backoff";
+    case WaitStrategyKind::Adaptive: return "adaptive";
+  }
+  return "?";
+}
+
+std::optional<WaitStrategyKind> parse_wait_strategy(std::string_view name) {
+  if (name == "spin") return WaitStrategyKind::Spin;
+  if (name == "backoff") return WaitStrategyKind::Backoff;
+  if (name == "adaptive") return WaitStrategyKind::Adaptive;
+  return std::nullopt;
+}
+
+namespace {
+constexpr double kAlpha = 1.0 / 8;  // weight of a new sample in the running means
+using ns = std::chrono::nanoseconds;
+ns to_ns(double v) { return ns(static_cast<int64_t>(v)); }
+}  // namespace
+
+void WaitStrategy::begin(clock::time_point now) {
+  begin_ = now;
+  spins_ = 0;
+  sleep_ = ns(20'000);
+  backoff_ = kBackoffMin;
+}
+
+IdlePlan WaitStrategy::idle(clock::time_point now, clock::time_point last_commit) {
+  switch (kind_) {
+    case WaitStrategyKind::Spin: return {IdlePlan::Action::Spin};
+    case WaitStrategyKind::Backoff: return backoff_plan(now);
+    case WaitStrategyKind::Adaptive: break;
+  }
+  return adaptive_plan(now, last_commit);
+}
+
+IdlePlan WaitStrategy::backoff_plan(clock::time_point now) {
+  // ~2k pause spins (a few microseconds: catches a device that is about to push), then yields
+  // for ~50 us, then sleeps doubling from 20 us to 1 ms.
+  if (spins_ < 2048) {
+    ++spins_;
+    return {IdlePlan::Action::Spin};
+  }
+  if (now - begin_ < ns(50'000)) return {IdlePlan::Action::Yield};
+  IdlePlan plan{IdlePlan::Action::Sleep, now + sleep_};
+  sleep_ = std::min<ns>(sleep_ * 2, ns(1'000'000));
+  return plan;
+}
+
+IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point last_commit) {
+  if (now - begin_ < kFirstSpin) return {IdlePlan::Action::Spin};
+
+  // Right after a commit on the reader's device: the work that pushes is starting. Spin
+  // (yielding the core to the producer if it needs it) for about twice the learnt commit ->
+  // item lag.
+  if (last_commit.time_since_epoch().count() != 0 && now >= last_commit) {
+    const ns window =
+        commit_lag_known_
+            ? std::clamp(to_ns(2 * commit_lag_ns_) + ns(20'000), kCommitWindowMin, kCommitWindowMax)
+            : kCommitWindowDefault;
+    if (now - last_commit < window) return {IdlePlan::Action::Yield};
+  }
+
+  // Items that arrive on their own schedule (not right after commits: pushes from a long
+  // command buffer or a replayed graph): sleep until shortly before the next is due, then spin
+  // through the window the jitter calls for, but never more than ~1/8 of the period.
+  if (samples_ >= 3 && commit_driven_ < 0.5) {
+    const auto due = last_arrival_ + to_ns(mean_gap_ns_);
+    const ns spread = to_ns(3 * jitter_ns_);
+    auto early = due - spread - to_ns(oversleep_ns_) - kPredictMargin;
+    auto late = due + spread + kPredictLate;
+    const ns budget = std::max<ns>(to_ns(mean_gap_ns_ / 8), 2 * kPredictMargin);
+    if (late - early > budget) {  // too much jitter to spin through: centre a budget on `due`
+      early = due - budget / 2 - to_ns(oversleep_ns_);
+      late = due + budget / 2;
+    }
+    if (now < early) return {IdlePlan::Action::Sleep, early};
+    if (now < late) return {IdlePlan::Action::Yield};
+  }
+
+  // Nothing expected soon: sleep with a growing step; commits, completions, close and faults
+  // end the sleep early (the WakeSignal).
+  IdlePlan plan{IdlePlan::Action::Sleep, now + backoff_};
+  backoff_ = std::min<ns>(backoff_ * 2, kBackoffMax);
+  return plan;
+}
+
+void WaitStrategy::arrived(clock::time_point now, clock::time_point last_commit) {
+  const bool had_arrival = last_arrival_.time_since_epoch().count() != 0;
+  if (had_arrival && now > last_arrival_) {
+    const double gap = static_cast<double>(ns(now - last_arrival_).count());
+    if (samples_ >= 3 && gap > 16 * mean_gap_ns_) {
+      samples_ = 0;  // a pause (a new request, a stalled producer): learn the rate again
+    } else if (samples_ == 0) {
+      mean_gap_ns_ = gap;
+      jitter_ns_ = gap / 4;
+      samples_ = 1;
+    } else {
+      jitter_ns_ += kAlpha * (std::fabs(gap - mean_gap_ns_) - jitter_ns_);
+      mean_gap_ns_ += kAlpha * (gap - mean_gap_ns_);
+      ++samples_;
+    }
+  }
+  // Commit-driven: a commit came after the previous arrival and shortly before this one.
+  const bool has_commit = last_commit.time_since_epoch().count() != 0;
+  const bool driven = has_commit && now >= last_commit &&
+                      (!had_arrival || last_commit >= last_arrival_) &&
+                      now - last_commit <= 2 * kCommitWindowMax;
+  commit_driven_ += kAlpha * ((driven ? 1.0 : 0.0) - commit_driven_);
+  if (driven) {
+    const double lag = static_cast<double>(ns(now - last_commit).count());
+    commit_lag_ns_ = commit_lag_known_ ? commit_lag_ns_ + kAlpha * (lag - commit_lag_ns_) : lag;
+    commit_lag_known_ = true;
+  }
+  last_arrival_ = now;
+  backoff_ = kBackoffMin;
+}
+
+void WaitStrategy::slept(clock::time_point planned, clock::time_point woke) {
+  const double over = std::clamp<double>(static_cast<double>(ns(woke - planned).count()), 0.0,
+                                         500'000.0);
+  oversleep_ns_ += kAlpha * (over - oversleep_ns_);
+}
+
+}  // namespace fc

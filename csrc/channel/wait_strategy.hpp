@@ -1,0 +1,102 @@
+// How a reader waits for the next item: the idle strategies of a channel reader (the Aeron
+// idle-strategy idea). A strategy never looks at the channel: the caller checks the ring, and
+// when nothing is readable asks the strategy what to do until the next check (spin, yield the
+// core, or sleep until a time point). One strategy object per reader, used by whoever waits on
+// that reader (its thread's wait(), or the poller thread), never by two at once (the reader's
+// single-consumer flag serialises them). Fixed-size state, no allocation.
+//
+//   spin      pause-spins between checks: the lowest latency, one core busy while waiting.
+//   backoff   the pre-0.2 behaviour: ~2k pause spins, yields for 50 us, then plain sleeps
+//             doubling from 20 us to 1 ms (a push is seen up to ~1 ms late).
+//   adaptive  (default) learns the inter-arrival time and its jitter, sleeps until just before
+//             the next item is due, then spins briefly; spins for a while right after a
+//             command buffer is committed on the reader's device (the work that will push),
+//             learning how long after a commit items arrive; otherwise sleeps, woken early by
+//             commits, completions, device close and faults (device/wake_signal.hpp).
+//
+// Memory orders: the only shared inputs are the device's last-commit time stamp (a relaxed
+// atomic load: a hint, its value orders nothing) and the WakeSignal (seq_cst, see its header).
+// Neither publishes channel data: after any wake the caller re-reads the ring with the
+// reader's acquire loads (docs/protocol.md), so a stale hint can only make a wait spin or
+// sleep a little longer or shorter, never deliver a wrong or missing item.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace fc {
+
+enum class WaitStrategyKind : uint8_t { Spin, Backoff, Adaptive };
+
+const char* wait_strategy_name(WaitStrategyKind kind);
+std::optional<WaitStrategyKind> parse_wait_strategy(std::string_view name);
+
+struct IdlePlan {
+  enum class Action : uint8_t { Spin, Yield, Sleep };
+  Action action;
+  std::chrono::steady_clock::time_point until{};  // Sleep: wake by then (a signal may end it earlier)
+};
+
+class WaitStrategy {
+ public:
+  using clock = std::chrono::steady_clock;
+  using ns = std::chrono::nanoseconds;
+
+  explicit WaitStrategy(WaitStrategyKind kind = WaitStrategyKind::Adaptive) : kind_(kind) {}
+  WaitStrategyKind kind() const { return kind_; }
+  void set_kind(WaitStrategyKind kind) { kind_ = kind; }
+  // Whether a Sleep may end early on the process WakeSignal (backoff sleeps plainly).
+  bool wakes_on_signal() const { return kind_ != WaitStrategyKind::Backoff; }
+
+  // A wait starts (nothing was readable at its first check).
+  void begin(clock::time_point now);
+  // Nothing readable at `now`; `last_commit` is the reader's device's last commit (or the
+  // epoch when none). What to do until the next check.
+  IdlePlan idle(clock::time_point now, clock::time_point last_commit);
+  // An item became readable at `now` during a wait: learn from it.
+  void arrived(clock::time_point now, clock::time_point last_commit);
+  // A Sleep planned until `planned` ended at `woke` without a signal: learn the overshoot.
+  void slept(clock::time_point planned, clock::time_point woke);
+
+  // What the adaptive strategy learnt (tests, benchmarks): seconds; 0 while unknown.
+  double mean_gap_s() const { return samples_ ? mean_gap_ns_ * 1e-9 : 0.0; }
+  double jitter_s() const { return samples_ ? jitter_ns_ * 1e-9 : 0.0; }
+  double commit_lag_s() const { return commit_lag_ns_ * 1e-9; }
+  double commit_driven() const { return commit_driven_; }
+  uint32_t samples() const { return samples_; }
+
+  // Tunables (documented in README.md's table).
+  static constexpr ns kFirstSpin{2'000};            // pause-spin at the start of every wait
+  static constexpr ns kCommitWindowDefault{200'000};  // spin after a commit, before learning
+  static constexpr ns kCommitWindowMin{30'000};
+  static constexpr ns kCommitWindowMax{1'000'000};
+  static constexpr ns kBackoffMin{50'000};
+  static constexpr ns kBackoffMax{1'000'000};       // an idle adaptive reader: <= ~1000 checks/s
+  static constexpr ns kPredictMargin{30'000};       // wake this much before the due time ...
+  static constexpr ns kPredictLate{50'000};         // ... and spin until this much after it
+
+ private:
+  IdlePlan backoff_plan(clock::time_point now);
+  IdlePlan adaptive_plan(clock::time_point now, clock::time_point last_commit);
+
+  WaitStrategyKind kind_;
+  clock::time_point begin_{};
+  // backoff
+  uint32_t spins_ = 0;
+  ns sleep_{20'000};
+  // adaptive: exponentially weighted (1/8) mean and mean absolute deviation of the gaps
+  // between arrivals; how often an arrival followed a commit, and how long after it.
+  clock::time_point last_arrival_{};
+  double mean_gap_ns_ = 0;
+  double jitter_ns_ = 0;
+  uint32_t samples_ = 0;
+  double commit_driven_ = 0;
+  double commit_lag_ns_ = 0;
+  bool commit_lag_known_ = false;
+  double oversleep_ns_ = 60'000;  // a timed sleep ends this much late (learnt)
+  ns backoff_{kBackoffMin};
+};
+
+}  // namespace fc
