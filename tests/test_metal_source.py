@@ -107,7 +107,11 @@ def test_layout_constants_equal_header_layout():
     assert constants["MAGIC_VALUE"] == fc.CHANNEL_MAGIC
     assert constants["FLAG_CLOSED"] == 1  # header_layout: FLAGS "bit 0: closed"
     assert "bit 0: closed" in table["FLAGS"]["meaning"]
-    assert set(constants) == set(table) | {"MAGIC_VALUE", "FLAG_CLOSED"}
+    assert constants["FLAG_SLOT_PROTOCOL2"] == 2  # header_layout: FLAGS "bit 1: slot protocol 2"
+    assert "bit 1: slot protocol 2" in table["FLAGS"]["meaning"]
+    assert constants["CURSOR_PROTOCOL"] == 2  # layout.hpp: kCursorProtocol
+    assert set(constants) == set(table) | {"MAGIC_VALUE", "FLAG_CLOSED", "FLAG_SLOT_PROTOCOL2",
+                                           "CURSOR_PROTOCOL"}
 
 
 def test_assembled_source_compiles_as_cxx14_through_the_shim(tmp_path):
@@ -127,6 +131,80 @@ def test_address_spaces_hold_with_clang(tmp_path):
     dropped = _core.metal_source() + "FC_FN uint drops(FC_GLOBAL uint* p) { uint* q = p; return q[0]; }\n"
     result = compile_as_cxx14(dropped, tmp_path, "clang++", ADDRESS_SPACE_CHECK)
     assert result.returncode != 0 and "address_space" in result.stderr
+
+
+COHERENT = "volatile coherent(system) device uint*"
+ENTRY_BLOCK = re.compile(r"^kernel void (\w+)\((.*?)\) \{", re.MULTILINE | re.DOTALL)
+PARAMS_DEFINE = re.compile(r"^#define FC_PARAMS_(\w+)(.*)$", re.MULTILINE)
+
+
+def channel_names() -> dict[str, list[str]]:
+    return {name: [p["name"] for p in fc.kernel_signature(name) if p["kind"] == "channel"]
+            for name in fc.kernel_names()}
+
+
+def test_channel_buffers_are_coherent_kernel_parameters():
+    # Issue 14 item 3: a channel's header and ring are declared `volatile coherent(system)
+    # device uint*` on the generated entry points, as MLX declares the words its CPU spins on,
+    # and passed to the bodies with that type; the producer-private cursor stays plain.
+    source = _core.metal_source()
+    assert "#pragma METAL internals : enable" in source
+    entries = {m.group(1): m.group(2) for m in ENTRY_BLOCK.finditer(source)}
+    params = {m.group(1): m.group(2) for m in PARAMS_DEFINE.finditer(source)}
+    assert set(entries) == set(params) == set(fc.kernel_names())
+    seen = 0
+    for kernel, channels in channel_names().items():
+        for ch in channels:
+            for part in ("header", "data"):
+                assert re.search(rf"^    {re.escape(COHERENT)} {ch}_{part} \[\[buffer\(\d+\)\]\],$",
+                                 entries[kernel], re.MULTILINE), (kernel, ch, part)
+                assert f" {COHERENT} {ch}_{part}," in params[kernel], (kernel, ch, part)
+                seen += 1
+            assert re.search(rf"^    device uint\* {ch}_cursor \[\[buffer", entries[kernel],
+                             re.MULTILINE), (kernel, ch)
+            assert f" device uint* {ch}_cursor," in params[kernel]
+            assert f"volatile coherent(system) device uint* {ch}_cursor" not in source
+    assert seen >= 8
+    # Nothing else is coherent: plain buffers stay `device uint*`.
+    for kernel, block in entries.items():
+        assert block.count("coherent(system)") == 2 * len(channel_names()[kernel]), kernel
+
+
+def test_cast_form_is_only_a_documented_alternative():
+    # The cast to a coherent pointer inside a function survives only in comments.
+    code = strip_comments(_core.metal_source())
+    assert not re.search(r"\(\s*volatile\s+coherent\(system\)\s+device\s+uint\s*\*\s*\)", code)
+    prelude = (REPO / "csrc" / "metal" / "prelude_msl.inc").read_text()
+    assert "documented alternative" in prelude and "(volatile coherent(system) device uint*)p" in prelude
+
+
+def test_publish_fences_once_per_push_on_metal():
+    # Issue 14 item 4: Metal's publish fence is the system-scope fence (MLX's fast sync); the
+    # host and CUDA preludes define it as nothing, so their push path stays fence-free.
+    source = strip_comments(_core.metal_source())
+    body = re.search(r"static inline void fc_fence_publish_sys\(\) \{(.*?)\}", source, re.DOTALL)
+    assert body and "fc_fence_release_sys()" in body.group(1)
+    publish = re.search(r"FC_FN void fc_channel_publish\(.*?\n\}", source, re.DOTALL).group(0)
+    assert publish.count("fc_fence_publish_sys()") == 1
+    assert publish.rstrip("}").rstrip().endswith("fc_fence_publish_sys();")
+    for prelude in (REPO / "csrc" / "kernels" / "prelude_host.hpp",
+                    REPO / "csrc" / "cuda" / "prelude_cuda.cuh"):
+        text = prelude.read_text()
+        assert re.search(r"void fc_fence_publish_sys\(\) \{\}", text), prelude.name
+
+
+def test_host_check_rejects_a_coherent_pointer_passed_as_plain(tmp_path):
+    # The shim keeps `volatile`: a body helper that takes a channel buffer as a plain
+    # `device uint*` fails here as it would in MSL; a misspelt coherence scope fails too.
+    plain = _core.metal_source() + (
+        "FC_FN void takes_plain(FC_GLOBAL uint* p) { p[0] = 1u; }\n"
+        "FC_FN void passes(FC_CHANNEL uint* header) { takes_plain(header); }\n"
+    )
+    result = compile_as_cxx14(plain, tmp_path)
+    assert result.returncode != 0 and "takes_plain" in result.stderr
+    misspelt = _core.metal_source() + "FC_FN void f(volatile coherent(sytem) device uint* p) { p[0] = 1u; }\n"
+    result = compile_as_cxx14(misspelt, tmp_path)
+    assert result.returncode != 0
 
 
 def test_host_check_rejects_a_broken_entry_point(tmp_path):

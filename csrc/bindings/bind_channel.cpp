@@ -206,16 +206,32 @@ reader that falls more than `capacity` items behind loses the oldest and counts 
 
 ChannelU32(device, capacity) allocates it; encode CommandBuffer.channel_init(ch) before use.
 A channel has one consumer: channel.reader() returns its reader.)doc")
-      .def(py::init([](const py::object& device, const py::object& capacity) {
+      .def(py::init([](const py::object& device, const py::object& capacity,
+                       const py::object& slot_protocol) {
              if (device.is_none() || !py::isinstance<Device>(device)) {
                throw py::type_error("ChannelU32(device, capacity): device must be a "
                                     "foundry_channels.Device, got " +
                                     std::string(py::str(py::type::of(device).attr("__name__"))));
              }
              uint64_t n = checked_uint(capacity, "ChannelU32(capacity)", UINT64_MAX);
-             return std::make_shared<ChannelU32>(device.cast<std::shared_ptr<Device>>(), n);
+             // None: the device's default (Device(slot_protocol=...)); else 1 or 2.
+             uint64_t protocol = 0;
+             if (!slot_protocol.is_none()) {
+               protocol = checked_uint(slot_protocol, "ChannelU32(slot_protocol)", UINT64_MAX);
+               if (protocol == 0 || protocol > 2) {
+                 throw std::invalid_argument("ChannelU32(slot_protocol): 1 or 2, got " +
+                                             std::to_string(protocol));
+               }
+             }
+             return std::make_shared<ChannelU32>(device.cast<std::shared_ptr<Device>>(), n,
+                                                 static_cast<uint32_t>(protocol));
            }),
-           py::arg("device"), py::arg("capacity"))
+           py::arg("device"), py::arg("capacity"), py::kw_only(),
+           py::arg("slot_protocol") = py::none())
+      .def_property_readonly("slot_protocol", &ChannelU32::slot_protocol,
+                             "The slot protocol every channel_init of this channel starts: 1 "
+                             "(one 8-byte store per slot) or 2 (32-bit stores, tag checked "
+                             "before and after the value); docs/protocol.md.")
       .def_property_readonly("capacity", &ChannelU32::capacity)
       .def_property_readonly("device", &ChannelU32::device)
       .def_property_readonly(

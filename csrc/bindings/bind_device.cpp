@@ -1,4 +1,6 @@
 // Device, Buffer, Queue, CommandBuffer.
+#include <cstdlib>
+
 #include "bindings/bind_common.hpp"
 #include "channel/channel.hpp"
 #include "device/device.hpp"
@@ -108,8 +110,31 @@ void bind_device(py::module_& m) {
   py::class_<Device, std::shared_ptr<Device>>(m, "Device", R"doc(
 A compute device: 'cpu' (host device thread, the default), 'cuda' / 'cuda:N' or 'metal'.
 Raises BackendUnavailableError with the reason when the backend cannot run here.)doc")
-      .def(py::init([](const std::string& spec) { return open_device(spec); }),
-           py::arg("spec") = "cpu")
+      .def(py::init([](const std::string& spec, const py::object& slot_protocol) {
+             // The slot protocol of channels made without one: the argument, else
+             // FOUNDRY_CHANNELS_SLOT_PROTOCOL, else 1 (docs/protocol.md).
+             uint64_t protocol = 0;
+             if (!slot_protocol.is_none()) {
+               protocol = checked_uint(slot_protocol, "Device(slot_protocol)", 2);
+               if (protocol == 0) throw py::value_error("Device(slot_protocol): 1 or 2, got 0");
+             } else if (const char* env = std::getenv("FOUNDRY_CHANNELS_SLOT_PROTOCOL");
+                        env && *env) {
+               const std::string text(env);
+               if (text != "1" && text != "2") {
+                 throw py::value_error("FOUNDRY_CHANNELS_SLOT_PROTOCOL must be 1 or 2, got '" +
+                                       text + "'");
+               }
+               protocol = text == "2" ? 2 : 1;
+             }
+             auto device = open_device(spec);
+             if (protocol) device->set_slot_protocol(static_cast<uint32_t>(protocol));
+             return device;
+           }),
+           py::arg("spec") = "cpu", py::kw_only(), py::arg("slot_protocol") = py::none())
+      .def_property_readonly("slot_protocol", &Device::slot_protocol,
+                             "The slot protocol of channels made on this device without one: 1 "
+                             "(one 8-byte store per slot) or 2 (32-bit stores, tag checked "
+                             "before and after the value); docs/protocol.md.")
       .def_property_readonly("backend", &Device::backend)
       .def_property_readonly("name", &Device::name)
       .def_property_readonly("closed", &Device::closed)

@@ -21,8 +21,21 @@ uint32_t checked_capacity(uint64_t capacity) {
   return static_cast<uint32_t>(capacity);
 }
 
-ChannelU32::ChannelU32(std::shared_ptr<Device> device, uint64_t capacity)
-    : device_(std::move(device)), capacity_(checked_capacity(capacity)) {
+uint32_t checked_slot_protocol(uint64_t protocol, uint32_t fallback) {
+  if (protocol == 0) return fallback;
+  if (protocol != layout::kSlotProtocolDefault && protocol != layout::kSlotProtocolTagged32) {
+    throw std::invalid_argument("slot_protocol " + std::to_string(protocol) +
+                                " is not a slot protocol: 1 (one 8-byte store per slot, the "
+                                "default) or 2 (32-bit stores, tag checked before and after the "
+                                "value; docs/protocol.md)");
+  }
+  return static_cast<uint32_t>(protocol);
+}
+
+ChannelU32::ChannelU32(std::shared_ptr<Device> device, uint64_t capacity, uint32_t slot_protocol)
+    : device_(std::move(device)),
+      capacity_(checked_capacity(capacity)),
+      slot_protocol_(checked_slot_protocol(slot_protocol, device_->slot_protocol())) {
   device_->check_usable("create a channel");
   header_ = device_->new_buffer(layout::kHeaderWords * sizeof(uint32_t), Storage::Shared);
   data_ = device_->new_buffer(size_t{capacity_} * layout::kSlotWords * sizeof(uint32_t),
@@ -39,6 +52,7 @@ void ChannelU32::encode_init(CommandBuffer& cb) {
   kernel_args::channel_u32_init args;
   args.channel = kernel_buffers();
   args.capacity = capacity_;
+  args.slot_protocol = slot_protocol_;
   encode(cb, capacity_, args);
   inits_encoded_.fetch_add(1, std::memory_order_acq_rel);
 }

@@ -18,10 +18,13 @@ class ChannelU32 : public std::enable_shared_from_this<ChannelU32> {
   // Allocates the header and ring (shared) and the producer cursor (device-local). The
   // channel is not usable until a channel_u32_init dispatch has run (encode_init).
   // Throws std::invalid_argument for a capacity that is 0, not a power of two, or above
-  // layout::kMaxCapacity.
-  ChannelU32(std::shared_ptr<Device> device, uint64_t capacity);
+  // layout::kMaxCapacity, or a slot protocol other than 0 (the device's default), 1 or 2.
+  ChannelU32(std::shared_ptr<Device> device, uint64_t capacity, uint32_t slot_protocol = 0);
 
   uint32_t capacity() const { return capacity_; }
+  // The slot protocol every init of this channel starts (docs/protocol.md): 1 (one 8-byte
+  // store per slot) or 2 (32-bit stores with a tag checked before and after the value).
+  uint32_t slot_protocol() const { return slot_protocol_; }
   const std::shared_ptr<Device>& device() const { return device_; }
   const std::shared_ptr<Buffer>& header_buffer() const { return header_; }
   const std::shared_ptr<Buffer>& data_buffer() const { return data_; }
@@ -66,6 +69,7 @@ class ChannelU32 : public std::enable_shared_from_this<ChannelU32> {
  private:
   std::shared_ptr<Device> device_;
   uint32_t capacity_;
+  uint32_t slot_protocol_;
   std::shared_ptr<Buffer> header_;
   std::shared_ptr<Buffer> data_;
   std::shared_ptr<Buffer> cursor_;
@@ -77,5 +81,7 @@ class ChannelU32 : public std::enable_shared_from_this<ChannelU32> {
 
 // Validates a capacity and returns it as u32 (std::invalid_argument naming the rule broken).
 uint32_t checked_capacity(uint64_t capacity);
+// Validates a slot protocol: 1 or 2 (0: `fallback`, the device's default).
+uint32_t checked_slot_protocol(uint64_t protocol, uint32_t fallback);
 
 }  // namespace fc

@@ -42,7 +42,8 @@
   X(WRITE_IDX,     0, "producer", "monotonic count of items published (release store)")       \
   X(READ_IDX,      1, "reader",   "monotonic count of items consumed or skipped by the CPU")  \
   X(CAPACITY,      2, "init",     "ring capacity in items (power of two)")                    \
-  X(FLAGS,         3, "producer", "bit 0: closed (no more items will be pushed)")             \
+  X(FLAGS,         3, "producer", "bit 0: closed (no more items will be pushed); bit 1: slot " \
+                                  "protocol 2 (set by init)")                                 \
   X(EPOCH,         4, "init",     "count of channel_u32_init runs (re-init detection)")      \
   X(MAGIC,         5, "init",     "0x46434831 once init has run; anything else: not ready")   \
   X(WRITE_COUNT_LO, 6, "producer", "64-bit count of items published, low word (one 8-byte " \
@@ -56,10 +57,19 @@ FC_CHANNEL_HEADER_WORDS(FC_DECLARE_WORD)
 #undef FC_DECLARE_WORD
 
 inline constexpr uint32_t kHeaderWords = 8;
-inline constexpr uint32_t kCursorWords = 4;  // [0..1] 64-bit write count; rest reserved
+inline constexpr uint32_t kCursorWords = 4;  // [0..1] 64-bit write count; [2] slot protocol; [3] reserved
 inline constexpr uint32_t kSlotWords = 2;    // (value, tag) per ring slot
 inline constexpr uint32_t kMagic = 0x46434831u;  // "FCH1"
 inline constexpr uint32_t kFlagClosed = 1u;
+// Slot protocols (docs/protocol.md). 1: (value, tag) in one 8-byte store, the default. 2: the
+// tag is invalidated, then the value and the tag are stored as 32-bit words with fences between,
+// for producers whose 8-byte stores the CPU may not see whole (Metal: undocumented). init writes
+// the channel's protocol into FLAGS (bit 1 set: protocol 2), where the reader reads it, and into
+// the producer's cursor, where every push reads it (never the shared header).
+inline constexpr uint32_t kFlagSlotProtocol2 = 2u;
+inline constexpr uint32_t kSlotProtocolDefault = 1u;
+inline constexpr uint32_t kSlotProtocolTagged32 = 2u;
+inline constexpr uint32_t kCursorProtocol = 2;  // cursor word holding the slot protocol
 inline constexpr uint32_t kMinCapacity = 1u;
 inline constexpr uint32_t kMaxCapacity = 1u << 26;  // 64 Mi items: 512 MiB of 8-byte slots
 
@@ -72,6 +82,9 @@ static_assert(kWRITE_COUNT_LO % 2 == 0 && kWRITE_COUNT_HI == kWRITE_COUNT_LO + 1
               "the 64-bit write count is one naturally aligned 8-byte word pair");
 static_assert(kHeaderWords * sizeof(uint32_t) == 32, "the header is one 32-byte block");
 static_assert(kMaxCapacity <= (1u << 31), "a slot tag must tell a lap from a late item");
+static_assert(kCursorProtocol >= 2 && kCursorProtocol < kCursorWords,
+              "the protocol word follows the 64-bit count in the cursor");
+static_assert((kFlagSlotProtocol2 & kFlagClosed) == 0, "FLAGS bits are distinct");
 
 constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 

@@ -105,7 +105,9 @@ bool ChannelU32Reader::attach() {
         "the channel was never initialised: encode channel_init (CommandBuffer.channel_init) "
         "and commit it before reading");
   }
-  const uint32_t epoch = aw::load_relaxed(&header_[layout::kEPOCH]);
+  // Acquire pairs with init's release store of the epoch: FLAGS, loaded below, is at least as
+  // new as this epoch's init (its slot protocol).
+  const uint32_t epoch = aw::load_acquire(&header_[layout::kEPOCH]);
   // The header still shows an earlier run: the init encoded before this reader was made (the
   // one it must read after) has not run yet.
   if (static_cast<int32_t>(epoch - target_epoch_) < 0) return false;
@@ -115,6 +117,9 @@ bool ChannelU32Reader::attach() {
                        " but the ring was allocated for " + std::to_string(capacity_) +
                        ": the header was overwritten by something other than channel_init");
   }
+  slot_protocol_ = (aw::load_relaxed(&header_[layout::kFLAGS]) & layout::kFlagSlotProtocol2)
+                       ? layout::kSlotProtocolTagged32
+                       : layout::kSlotProtocolDefault;
   const auto saved = channel_->consumer_position();
   epoch_ = epoch;
   cursor_ = (saved.valid && saved.epoch == epoch) ? saved.index : 0;
@@ -123,7 +128,17 @@ bool ChannelU32Reader::attach() {
 }
 
 uint64_t ChannelU32Reader::write_count() const {
-  return aw::load_pair_acquire(&header_[layout::kWRITE_COUNT_LO]);
+  if (slot_protocol_ != layout::kSlotProtocolTagged32) {
+    return aw::load_pair_acquire(&header_[layout::kWRITE_COUNT_LO]);
+  }
+  // Protocol 2 reads only 32-bit words the producer stored whole: the 64-bit count is this
+  // reader's position plus how far the 32-bit write_idx is ahead of its low word (exact while
+  // the reader is less than 2^31 items behind; docs/protocol.md). Below the position only after
+  // a re-init (or 2^31 behind): then the caller's "count went back" check takes over.
+  const uint32_t lo = aw::load_acquire(&header_[layout::kWRITE_IDX]);
+  const int64_t ahead = static_cast<int32_t>(lo - static_cast<uint32_t>(cursor_));
+  if (ahead < 0 && static_cast<uint64_t>(-ahead) > cursor_) return 0;
+  return cursor_ + ahead;
 }
 
 void ChannelU32Reader::check_epoch() {
@@ -144,6 +159,42 @@ void ChannelU32Reader::check_epoch() {
                      "; the old run's unread items are gone. The next read follows the new run");
 }
 
+// Slot protocol 2 (docs/protocol.md): the producer stores tag := the slot's init tag, fence,
+// value, fence, tag := index + 1, all 32-bit. Per slot the reader loads the tag (acquire), the
+// value, then after an acquire fence the tag again, and takes the value only when both loads saw
+// the expected tag: the first acquire makes the value at least that item's; if the value came
+// from a later item, the fence before that item's value store and ours after the value load make
+// the second load see that item's invalid tag or a newer one. Returns the indices moved past.
+uint64_t ChannelU32Reader::copy_tagged32(uint64_t start, uint64_t avail, uint32_t* out,
+                                         size_t max, size_t& kept, uint64_t& overwritten,
+                                         uint64_t* indices) {
+  uint64_t k = 0;
+  for (; k < avail && kept < max; ++k) {
+    const uint64_t index = start + k;
+    const uint32_t slot = static_cast<uint32_t>(index & mask_);
+    const uint32_t* words = &ring_[2 * uint64_t{slot}];
+    const uint32_t expected = static_cast<uint32_t>(index + 1);
+    const uint32_t tag = aw::load_acquire(&words[1]);
+    if (tag == expected) {
+      const uint32_t value = aw::load_relaxed(&words[0]);
+      aw::fence_acquire();
+      if (aw::load_relaxed(&words[1]) == expected) {
+        if (indices) indices[kept] = index;
+        out[kept++] = value;
+      } else {
+        ++overwritten;  // a later item is being written over it: item `index` is gone
+      }
+    } else if (tag == slot) {
+      break;  // the invalid (init) tag: being written, this item or a later one: not yet
+    } else if (static_cast<int32_t>(tag - expected) > 0) {
+      ++overwritten;
+    } else {
+      break;  // not visible yet
+    }
+  }
+  return k;
+}
+
 size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consumed,
                                         uint64_t* indices) {
   consumed = 0;
@@ -153,7 +204,11 @@ size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consu
     check_epoch();  // a count below ours: only a re-init can do that
     throw ChannelError("the channel's write count went back from " + std::to_string(cursor_) +
                        " to " + std::to_string(w) + " within one epoch: the header was "
-                       "overwritten by something other than the channel's kernels");
+                       "overwritten by something other than the channel's kernels" +
+                       std::string(slot_protocol_ == layout::kSlotProtocolTagged32
+                                       ? " (or, with slot protocol 2, this reader fell 2^31 "
+                                         "items behind: its count is 32-bit)"
+                                       : ""));
   }
   uint64_t start = cursor_;
   uint64_t lapped = 0;
@@ -166,18 +221,22 @@ size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consu
   size_t kept = 0;
   uint64_t overwritten = 0;
   uint64_t k = 0;
-  for (; k < avail && kept < max; ++k) {
-    const uint64_t index = start + k;
-    const uint64_t slot = aw::load_pair_relaxed(&ring_[2 * (index & mask_)]);
-    const uint32_t tag = static_cast<uint32_t>(slot >> 32);
-    const uint32_t expected = static_cast<uint32_t>(index + 1);
-    if (tag == expected) {
-      if (indices) indices[kept] = index;
-      out[kept++] = static_cast<uint32_t>(slot);
-    } else if (static_cast<int32_t>(tag - expected) > 0) {
-      ++overwritten;  // overwritten by a later item before we got to it
-    } else {
-      break;  // not visible yet
+  if (slot_protocol_ == layout::kSlotProtocolTagged32) {
+    k = copy_tagged32(start, avail, out, max, kept, overwritten, indices);
+  } else {
+    for (; k < avail && kept < max; ++k) {
+      const uint64_t index = start + k;
+      const uint64_t slot = aw::load_pair_relaxed(&ring_[2 * (index & mask_)]);
+      const uint32_t tag = static_cast<uint32_t>(slot >> 32);
+      const uint32_t expected = static_cast<uint32_t>(index + 1);
+      if (tag == expected) {
+        if (indices) indices[kept] = index;
+        out[kept++] = static_cast<uint32_t>(slot);
+      } else if (static_cast<int32_t>(tag - expected) > 0) {
+        ++overwritten;  // overwritten by a later item before we got to it
+      } else {
+        break;  // not visible yet
+      }
     }
   }
   check_epoch();  // before anything copied counts: a re-init throws it all away

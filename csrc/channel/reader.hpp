@@ -68,6 +68,9 @@ class ChannelU32Reader {
 
  private:
   class Exclusive;  // guards against two threads using one reader at once
+  // The slot protocol of the run this reader is attached to (1 or 2, read from the header's
+  // FLAGS when it attaches; docs/protocol.md).
+  uint32_t slot_protocol() const { return slot_protocol_; }
   // Returns the items kept; `consumed` is how many ring indices it moved past. With
   // How wait() (and the poller, for an armed reader) idles between checks.
   WaitStrategyKind wait_strategy() const { return strategy_.kind(); }
@@ -87,6 +90,9 @@ class ChannelU32Reader {
   size_t fill_cache();     // items in the read-ahead cache after refilling it if empty
   bool attach();           // false while the awaited init has not run yet
   uint64_t write_count() const;
+  // copy_from_ring's slot loop for slot protocol 2; returns the ring indices moved past.
+  uint64_t copy_tagged32(uint64_t start, uint64_t avail, uint32_t* out, size_t max, size_t& kept,
+                         uint64_t& overwritten, uint64_t* indices);
   void check_epoch();      // throws ChannelError once if the channel was re-initialised
   bool closed_and_drained();
   void check_usable() const;
@@ -102,6 +108,7 @@ class ChannelU32Reader {
   bool attached_ = false;
   bool closed_ = false;
   uint64_t cursor_ = 0;  // next ring index to copy (64-bit count)
+  uint32_t slot_protocol_ = 1;  // the attached run's slot protocol, from FLAGS (docs/protocol.md)
   uint64_t dropped_ = 0;
   uint64_t delivered_ = 0;
   std::atomic_flag busy_ = ATOMIC_FLAG_INIT;

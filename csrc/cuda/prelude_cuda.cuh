@@ -14,6 +14,7 @@
 
 #define FC_FN static __device__ __forceinline__
 #define FC_GLOBAL
+#define FC_CHANNEL  // a channel's header and ring: generic pointers (host-mapped memory)
 #define FC_CONSTANT
 #define FC_LAYOUT_CONST(name, value) static constexpr unsigned name = value;
 #include "kernels/kernel_signature.hpp"
@@ -44,6 +45,11 @@ FC_FN void fc_store_pair_relaxed_sys(uint* p, uint lo, uint hi) {
 // seen after the words they vouch for. (__threadfence_system() compiles to the stronger
 // fence.sc.sys; acq_rel is what a release needs, as in NCCL's prims.)
 FC_FN void fc_fence_release_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
+
+// After a push's publishing stores: nothing. st.relaxed.sys stores reach the host while the
+// kernel runs without a fence (measured: 1.1 us p50 visibility, benchmarks/RESULTS.md), and a
+// system fence would cost ~1 us per push. Metal fences here (prelude_msl.inc).
+FC_FN void fc_fence_publish_sys() {}
 
 // Publishing the magic at init and the closed flag (and write_idx at close): a release store at system
 // scope. Every earlier store of this thread (the header words) becomes visible to a CPU thread

@@ -32,7 +32,8 @@
   X(decode_collect_u32)
 
 // ---- signatures (the meaning of each parameter is documented at the kernel's body) ----------
-#define FC_SIGNATURE_channel_u32_init(P) P(CHAN, 0, channel) P(U32, 0, capacity)
+#define FC_SIGNATURE_channel_u32_init(P) \
+  P(CHAN, 0, channel) P(U32, 0, capacity) P(U32_OPT, 1, slot_protocol)
 #define FC_SIGNATURE_channel_u32_push(P)                                                    \
   P(CHAN, 0, channel) P(BUF_OPT, 3, source) P(BUF_OPT, 4, stop_flag) P(U32, 0, capacity)    \
   P(U32_OPT, 1, value) P(U32_OPT, 2, from_source) P(U32_OPT, 3, count) P(U32_OPT, 4, stride) \

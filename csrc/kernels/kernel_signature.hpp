@@ -7,8 +7,10 @@
 
 #define FC_BODY_PARAM(kind, slot, name) FC_PP_CAT(FC_BODY_PARAM_, FC_BASE_##kind)(name)
 #define FC_BODY_PARAM_BUF(name) [[maybe_unused]] FC_GLOBAL uint* name,
-#define FC_BODY_PARAM_CHAN(name)                                                        \
-  [[maybe_unused]] FC_GLOBAL uint* name##_header, [[maybe_unused]] FC_GLOBAL uint* name##_data, \
+// A channel's header and ring are FC_CHANNEL (on Metal `volatile coherent(system) device`: the
+// CPU reads them while the kernel runs); its cursor is producer-private, a plain FC_GLOBAL.
+#define FC_BODY_PARAM_CHAN(name)                                                          \
+  [[maybe_unused]] FC_CHANNEL uint* name##_header, [[maybe_unused]] FC_CHANNEL uint* name##_data, \
       [[maybe_unused]] FC_GLOBAL uint* name##_cursor,
 #define FC_BODY_PARAM_U32(name) [[maybe_unused]] uint name,
 

@@ -7,6 +7,7 @@
 // the formal sense and lets ThreadSanitizer check the protocol (docs/protocol.md).
 #define FC_FN static inline
 #define FC_GLOBAL
+#define FC_CHANNEL  // a channel's header and ring (shared words): plain pointers here
 #define FC_CONSTANT
 #define FC_LAYOUT_CONST(name, value) inline constexpr unsigned name = value;
 #include "kernels/kernel_signature.hpp"
@@ -20,6 +21,9 @@ inline void fc_store_pair_relaxed_sys(uint* p, uint lo, uint hi) {
   fc::atomic_word::store_pair_relaxed(p, lo, hi);
 }
 inline void fc_fence_release_sys() { fc::atomic_word::fence_release(); }
+// After a push's publishing stores: nothing on the host (atomic stores reach the reader without
+// a fence; the push path of protocol 1 stays fence-free). Metal fences here (prelude_msl.inc).
+inline void fc_fence_publish_sys() {}
 inline void fc_store_release_sys(uint* p, uint v) { fc::atomic_word::store_release(p, v); }
 // True once the host device running this dispatch is being closed: long loops in kernel bodies
 // return early so that Device.close() never waits for a long command buffer (host_device.cpp

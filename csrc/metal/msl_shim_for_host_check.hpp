@@ -7,7 +7,7 @@
 // generated layout constants, every kernel body and every generated entry point (names,
 // argument counts, calls, integer types, constness of the scalar block) - as C++14, the
 // language MSL is based on. What it cannot check: the Metal-specific qualifiers, which expand
-// to nothing or to plain C++ here (`device`, `coherent(system)`, `kernel`, the [[buffer(n)]]
+// to nothing or to plain C++ here (`device`, `coherent(system)` beyond its spelling, `kernel`, the [[buffer(n)]]
 // and [[thread_position_in_grid]] attributes, the METAL pragma). Those need a Mac
 // (docs/metal.md).
 //
@@ -28,8 +28,14 @@
 #define device
 #define constant const
 #endif
-// The coherence qualifier: no meaning on the host.
-#define coherent(scope)
+// The coherence qualifier, `coherent(system)` (or `coherent(device)`): no meaning on the host,
+// but the scope must be spelt as MSL spells it (`coherent(sytem)` fails here). The `volatile`
+// that goes with it (MLX's `volatile coherent(system) device uint*`, FC_CHANNEL in the prelude)
+// is real C++: a channel pointer passed to a plain `device uint*` parameter drops it, which is
+// an error here as in MSL.
+#define coherent(scope) FC_SHIM_COHERENT_SCOPE_##scope
+#define FC_SHIM_COHERENT_SCOPE_system
+#define FC_SHIM_COHERENT_SCOPE_device
 // A kernel is an ordinary function for the purpose of this check.
 #define kernel
 
@@ -61,5 +67,12 @@ enum thread_scope {
 };
 
 void atomic_thread_fence(mem_flags flags, memory_order order, thread_scope scope);
+
+// MSL: atomic_uint and atomic_fetch_add_explicit (Specification, "Atomic Functions"); the record
+// kernels count their threads done with it.
+struct atomic_uint {
+  uint value;
+};
+uint atomic_fetch_add_explicit(device atomic_uint* object, uint operand, memory_order order);
 
 }  // namespace metal

@@ -15,7 +15,7 @@ std::string msl_prelude() {
 
 // The header words as MSL program-scope constants, generated from the one table in
 // csrc/channel/layout.hpp, with the names the C++ and CUDA preludes get from
-// csrc/kernels/kernel_layout.hpp (FC_<WORD>, FC_MAGIC_VALUE, FC_FLAG_CLOSED). No struct and no
+// csrc/kernels/kernel_layout.hpp (FC_<WORD>, FC_MAGIC_VALUE, FC_FLAG_CLOSED, ...). No struct and no
 // #include of a project header reaches the MSL (csrc/kernels/README.md: one source, three
 // preludes).
 std::string msl_layout_constants() {
@@ -27,25 +27,36 @@ std::string msl_layout_constants() {
 #undef FC_MSL_LAYOUT_WORD
   out << "constant uint FC_MAGIC_VALUE = " << layout::kMagic << "u;\n";
   out << "constant uint FC_FLAG_CLOSED = " << layout::kFlagClosed << "u;\n";
+  out << "constant uint FC_FLAG_SLOT_PROTOCOL2 = " << layout::kFlagSlotProtocol2 << "u;\n";
+  out << "constant uint FC_CURSOR_PROTOCOL = " << layout::kCursorProtocol << "u;\n";
   return out.str();
 }
 
 namespace {
 
-// Calls `emit(declared name, slot)` for every buffer a kernel declares (a channel: three).
+// The MSL type of a buffer parameter. A channel's header and ring are read by the CPU while
+// the kernel runs: `volatile coherent(system) device uint*` on the entry point itself, as MLX
+// declares the words its CPU spins on (kernels/fence.metal), and the same type on the body's
+// parameter it is passed to (prelude_msl.inc: FC_CHANNEL). The cursor is producer-private.
+constexpr const char* kPlainBuffer = "device uint*";
+constexpr const char* kChannelBuffer = "volatile coherent(system) device uint*";
+
+// Calls `emit(declared name, slot, MSL type)` for every buffer a kernel declares (a channel:
+// three).
 template <class Emit>
 void for_each_buffer(const KernelParam& p, Emit&& emit) {
-  if (p.kind == ParamKind::Buffer) emit(std::string(p.name), p.slot);
+  if (p.kind == ParamKind::Buffer) emit(std::string(p.name), p.slot, kPlainBuffer);
   if (p.kind == ParamKind::Channel) {
-    emit(std::string(p.name) + "_header", p.slot);
-    emit(std::string(p.name) + "_data", p.slot + 1);
-    emit(std::string(p.name) + "_cursor", p.slot + 2);
+    emit(std::string(p.name) + "_header", p.slot, kChannelBuffer);
+    emit(std::string(p.name) + "_data", p.slot + 1, kChannelBuffer);
+    emit(std::string(p.name) + "_cursor", p.slot + 2, kPlainBuffer);
   }
 }
 
 }  // namespace
 
-// `#define FC_PARAMS_<kernel> device uint* header, ..., uint capacity,` per kernel, from the
+// `#define FC_PARAMS_<kernel> volatile coherent(system) device uint* channel_header, ...,
+// uint capacity,` per kernel, from the
 // kernel table: the MSL prelude's FC_KERNEL_BODY(name) declares a body with them.
 std::string msl_kernel_signatures() {
   std::ostringstream out;
@@ -56,7 +67,9 @@ std::string msl_kernel_signatures() {
     for (int i = 0; i < sig.count; ++i) {
       const KernelParam& p = sig.params[i];
       if (p.kind == ParamKind::U32) out << " uint " << p.name << ",";
-      for_each_buffer(p, [&](const std::string& name, int) { out << " device uint* " << name << ","; });
+      for_each_buffer(p, [&](const std::string& name, int, const char* type) {
+        out << " " << type << " " << name << ",";
+      });
     }
     out << "\n";
   }
@@ -78,8 +91,8 @@ std::string msl_entry_points() {
     for (int i = 0; i < sig.count; ++i) {
       const KernelParam& p = sig.params[i];
       if (p.kind == ParamKind::U32) call << "sc[" << p.slot << "], ";
-      for_each_buffer(p, [&](const std::string& name, int slot) {
-        out << "    device uint* " << name << " [[buffer(" << slot << ")]],\n";
+      for_each_buffer(p, [&](const std::string& name, int slot, const char* type) {
+        out << "    " << type << " " << name << " [[buffer(" << slot << ")]],\n";
         call << name << ", ";
       });
     }
