@@ -408,9 +408,6 @@ next(timeout=...) blocks.)doc")
            "Ends this reader (later calls raise ChannelError); channel.reader() then makes a "
            "new one that continues at this reader's position.")
       .def_property_readonly("closed", &ChannelU32Reader::closed)
-      .def("__enter__", [](py::object self) { return self; })
-      .def("__exit__", [](ChannelU32Reader& r, py::args) { r.close(); });
-}
       .def_property(
           "wait_strategy",
           [](const ChannelU32Reader& r) { return wait_strategy_name(r.wait_strategy()); },
@@ -435,5 +432,8 @@ next(timeout=...) blocks.)doc")
           },
           "What the adaptive strategy learnt: inter-arrival mean and jitter, commit -> item lag, "
           "share of items that followed a commit.")
+      .def("__enter__", [](py::object self) { return self; })
+      .def("__exit__", [](ChannelU32Reader& r, py::args) { r.close(); });
+}
 
 }  // namespace fc::bind

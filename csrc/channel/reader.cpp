@@ -320,7 +320,6 @@ bool ChannelU32Reader::exhausted() {
   return closed_and_drained();
 }
 
-WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted,
 void ChannelU32Reader::set_wait_strategy(WaitStrategyKind kind) {
   Exclusive guard(busy_);
   strategy_.set_kind(kind);
@@ -332,6 +331,7 @@ std::chrono::steady_clock::time_point commit_time(const Device& device) {
 }
 }  // namespace
 
+WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted,
                                   const CommandBuffer* until) {
   Exclusive guard(busy_);  // one waiter: a second thread's read would race the cache refill
   using clock = std::chrono::steady_clock;
@@ -340,11 +340,11 @@ std::chrono::steady_clock::time_point commit_time(const Device& device) {
   const Device& device = *channel_->device();
   WakeSignal& signal = wake_signal();
   auto last_interrupt_check = start;
-  for (;;) {
   bool first = true;
-    check_usable();
+  for (;;) {
     // Read before the checks: a commit, completion, close or fault after them ends the sleep.
     const uint64_t seen = signal.sequence();
+    check_usable();
     // Ready only when an item is really there: filling the read-ahead cache validates the next
     // slot's tag (write_idx alone is a hint that can run ahead of the slots).
     if (fill_cache() > 0) {
@@ -359,11 +359,11 @@ std::chrono::steady_clock::time_point commit_time(const Device& device) {
       }
     }
     auto now = clock::now();
-    if (now >= deadline) return WaitResult::Timeout;
     if (first) {
       strategy_.begin(now);
       first = false;
     }
+    if (now >= deadline) return WaitResult::Timeout;
     const auto check_every = std::chrono::milliseconds(1);
     if (interrupted && now - last_interrupt_check > check_every) {
       last_interrupt_check = now;
@@ -408,7 +408,6 @@ ChannelU32Reader::Probe ChannelU32Reader::probe(bool first, IdlePlan& plan,
       if (!first) strategy_.arrived(clock::now(), commit_time(device));
       return Probe::Ready;
     }
-  }
     if (closed_and_drained()) return Probe::Closed;
     const auto now = clock::now();
     if (first) strategy_.begin(now);
@@ -417,6 +416,7 @@ ChannelU32Reader::Probe ChannelU32Reader::probe(bool first, IdlePlan& plan,
   } catch (...) {
     error = std::current_exception();
     return Probe::Error;
+  }
 }
 
 }  // namespace fc

@@ -65,13 +65,10 @@ class ChannelU32Reader {
   // The producer marked the channel closed and every item was read or counted as dropped.
   bool exhausted();
   const std::shared_ptr<ChannelU32>& channel() const { return channel_; }
-
- private:
-  class Exclusive;  // guards against two threads using one reader at once
   // The slot protocol of the run this reader is attached to (1 or 2, read from the header's
   // FLAGS when it attaches; docs/protocol.md).
   uint32_t slot_protocol() const { return slot_protocol_; }
-  // Returns the items kept; `consumed` is how many ring indices it moved past. With
+
   // How wait() (and the poller, for an armed reader) idles between checks.
   WaitStrategyKind wait_strategy() const { return strategy_.kind(); }
   void set_wait_strategy(WaitStrategyKind kind);
@@ -85,14 +82,17 @@ class ChannelU32Reader {
   enum class Probe { Busy, Pending, Ready, Closed, Error };
   Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error);
 
+ private:
+  class Exclusive;  // guards against two threads using one reader at once
+  // Returns the items kept; `consumed` is how many ring indices it moved past. With
   // `indices`, each kept item's index is stored beside it.
   size_t copy_from_ring(uint32_t* out, size_t max, size_t& consumed, uint64_t* indices = nullptr);
-  size_t fill_cache();     // items in the read-ahead cache after refilling it if empty
-  bool attach();           // false while the awaited init has not run yet
-  uint64_t write_count() const;
   // copy_from_ring's slot loop for slot protocol 2; returns the ring indices moved past.
   uint64_t copy_tagged32(uint64_t start, uint64_t avail, uint32_t* out, size_t max, size_t& kept,
                          uint64_t& overwritten, uint64_t* indices);
+  size_t fill_cache();     // items in the read-ahead cache after refilling it if empty
+  bool attach();           // false while the awaited init has not run yet
+  uint64_t write_count() const;
   void check_epoch();      // throws ChannelError once if the channel was re-initialised
   bool closed_and_drained();
   void check_usable() const;
@@ -105,18 +105,18 @@ class ChannelU32Reader {
   uint32_t mask_;
   uint32_t target_epoch_;  // inits encoded when this reader (re)started waiting
   uint32_t epoch_ = 0;     // the epoch it is attached to
+  uint32_t slot_protocol_ = 1;  // the attached run's slot protocol, from FLAGS (docs/protocol.md)
   bool attached_ = false;
   bool closed_ = false;
   uint64_t cursor_ = 0;  // next ring index to copy (64-bit count)
-  uint32_t slot_protocol_ = 1;  // the attached run's slot protocol, from FLAGS (docs/protocol.md)
   uint64_t dropped_ = 0;
   uint64_t delivered_ = 0;
   std::atomic_flag busy_ = ATOMIC_FLAG_INIT;
+  WaitStrategy strategy_;  // the reader's idle strategy and what it learnt (fixed size)
   // Read-ahead for try_next() and wait(): one ring copy serves many single-item reads.
   static constexpr size_t kCacheItems = 256;
   std::array<uint32_t, kCacheItems> cache_{};
   std::array<uint64_t, kCacheItems> cache_index_{};  // item indices: the cache may have gaps
-  WaitStrategy strategy_;  // the reader's idle strategy and what it learnt (fixed size)
   size_t cache_pos_ = 0;
   size_t cache_len_ = 0;
 };
