@@ -43,6 +43,7 @@ from ._core import (
 )
 from ._backends import available_backends, backend_status
 from .torch_interop import stream_write
+from .driver import DriveResult, launch_and_drain
 from ._poll import Poll, PollState
 
 
@@ -73,6 +74,8 @@ __all__ = [
     "header_layout",
     "kernel_names",
     "kernel_signature",
+    "poller_stats",
+    "launch_and_drain",
+    "DriveResult",
     "stream_write",
 ]
-    "poller_stats",
