@@ -71,7 +71,9 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
   // Right after a commit on the reader's device: the work that pushes is starting. Spin
   // (yielding the core to the producer if it needs it) for about twice the learnt commit ->
   // item lag.
-  if (last_commit.time_since_epoch().count() != 0 && now >= last_commit) {
+  // Only a commit newer than the last arrival: an older one's item was already seen.
+  if (last_commit.time_since_epoch().count() != 0 && now >= last_commit &&
+      last_commit > last_arrival_) {
     const ns window =
         commit_lag_known_
             ? std::clamp(to_ns(2 * commit_lag_ns_) + ns(20'000), kCommitWindowMin, kCommitWindowMax)
@@ -98,8 +100,12 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
 
   // Nothing expected soon: sleep with a growing step; commits, completions, close and faults
   // end the sleep early (the WakeSignal).
+  // After kIdleAfter with nothing, the step grows to kIdleMax: an idle reader then checks ~100
+  // times a second (pushes without a commit, e.g. a replayed CUDA graph, are seen that late
+  // only while the strategy has no rate learnt for them).
   IdlePlan plan{IdlePlan::Action::Sleep, now + backoff_};
-  backoff_ = std::min<ns>(backoff_ * 2, kBackoffMax);
+  const ns cap = now - begin_ > kIdleAfter ? kIdleMax : kBackoffMax;
+  backoff_ = std::min<ns>(backoff_ * 2, cap);
   return plan;
 }
 

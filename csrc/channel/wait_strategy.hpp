@@ -73,7 +73,9 @@ class WaitStrategy {
   static constexpr ns kCommitWindowMin{30'000};
   static constexpr ns kCommitWindowMax{1'000'000};
   static constexpr ns kBackoffMin{50'000};
-  static constexpr ns kBackoffMax{1'000'000};       // an idle adaptive reader: <= ~1000 checks/s
+  static constexpr ns kBackoffMax{1'000'000};       // sleep steps while recently active ...
+  static constexpr ns kIdleAfter{50'000'000};       // ... and after 50 ms with nothing,
+  static constexpr ns kIdleMax{10'000'000};         // up to 10 ms (signals still end them)
   static constexpr ns kPredictMargin{30'000};       // wake this much before the due time ...
   static constexpr ns kPredictLate{50'000};         // ... and spin until this much after it
 

@@ -1,0 +1,510 @@
+"""Consumer latency and CPU (issue 13): how soon a consumer written the usual way sees an item
+after the command buffer that pushes it is committed, and what waiting costs.
+
+cpu backend (runs anywhere), one item per commit at a fixed period:
+  - commit -> consumer latency p50/p99 for a thread reader (`reader.stream()`) with each wait
+    strategy, and for `async for` on asyncio (one poller thread), at 1 ms and 5 ms periods;
+  - consumer CPU as % of one core (the reader thread's run time; for asyncio the loop thread
+    plus the poller thread), from /proc/self/task/<tid>/schedstat (ns resolution);
+  - an idle armed reader's CPU (thread wait and awaited), 3 s with nothing pushed;
+  - 256 channels on one asyncio loop at 20 items/s each: p99, and the poller threads seen;
+  - device pickup: commit -> item seen by a spinning reader (the host device thread's wake).
+cuda (with torch on a GPU; skipped with a message otherwise): a torch decode step captured in
+a CUDA graph with `fc.stream_write`, consumed as the README recommends for a Python launch loop
+(fc.launch_and_drain) against a `.item()` loop (first token) and a no-read loop (throughput);
+an asyncio consumer fed by the launch thread (inter-token p99).
+
+    python benchmarks/bench_latency.py [--quick] [--only cpu|cuda] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+import foundry_channels as fc
+
+TARGETS = {"p99_us": 100.0, "cpu_5ms_pct": 10.0, "idle_pct": 1.0, "many_p99_us": 200.0}
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+def thread_ns(tid: int) -> int:
+    """Run time of thread `tid` of this process in ns (schedstat), or -1 if unavailable."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except OSError:
+        return -1
+
+
+def poller_tids() -> list[int]:
+    tids = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read().strip() == "fc-poller":
+                    tids.append(int(tid))
+        except OSError:
+            pass
+    return tids
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))]
+
+
+def new_channel(dev, queue, capacity=1024):
+    ch = fc.ChannelU32(dev, capacity)
+    cb = queue.command_buffer()
+    cb.channel_init(ch)
+    cb.commit()
+    cb.wait_until_completed(timeout=10)
+    return ch
+
+
+class Producer(threading.Thread):
+    """Commits one single-push command buffer per period (absolute schedule); item i's commit
+    time is stamped right before commit()."""
+
+    def __init__(self, queue, ch, n, period, start_delay=0.05):
+        super().__init__(daemon=True)
+        self.queue, self.ch, self.n, self.period, self.delay = queue, ch, n, period, start_delay
+        self.t_commit = np.zeros(n, dtype=np.int64)
+
+    def run(self):
+        t0 = time.perf_counter() + self.delay
+        for i in range(self.n):
+            target = t0 + i * self.period
+            while True:
+                left = target - time.perf_counter()
+                if left <= 0:
+                    break
+                time.sleep(left if left > 0.0002 else 0)
+            cb = self.queue.command_buffer()
+            cb.channel_push(self.ch, i)
+            if i + 1 == self.n:
+                cb.channel_close(self.ch)
+            self.t_commit[i] = time.perf_counter_ns()
+            cb.commit()
+
+
+def summarise(lat_ns, warmup):
+    lat = [x / 1e3 for x in lat_ns[warmup:]]
+    return {"p50_us": round(pct(lat, 50), 1), "p99_us": round(pct(lat, 99), 1),
+            "max_us": round(max(lat), 1), "n": len(lat)}
+
+
+# ---- cpu: one stream ------------------------------------------------------------------------
+
+def run_thread(period, n, strategy, warmup):
+    dev = fc.Device("cpu")
+    queue = dev.new_queue()
+    ch = new_channel(dev, queue)
+    reader = ch.reader(wait_strategy=strategy)
+    prod = Producer(queue, ch, n, period)
+    t_recv = np.zeros(n, dtype=np.int64)
+    cpu = {}
+
+    def consume():
+        tid = threading.get_native_id()
+        c0, w0 = thread_ns(tid), time.perf_counter_ns()
+        for v in reader.stream(timeout=10):
+            t_recv[v] = time.perf_counter_ns()
+        cpu["pct"] = 100.0 * (thread_ns(tid) - c0) / (time.perf_counter_ns() - w0)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    prod.start()
+    prod.join()
+    t.join()
+    dev.close()
+    out = summarise(list(t_recv - prod.t_commit), warmup)
+    out["cpu_pct"] = round(cpu["pct"], 2)
+    return out
+
+
+def run_async(period, n, warmup):
+    dev = fc.Device("cpu")
+    queue = dev.new_queue()
+    ch = new_channel(dev, queue)
+    reader = ch.reader()
+    prod = Producer(queue, ch, n, period)
+    t_recv = np.zeros(n, dtype=np.int64)
+    cpu = {}
+
+    async def consume():
+        async for v in reader:
+            t_recv[v] = time.perf_counter_ns()
+
+    def loop_thread():
+        tid = threading.get_native_id()
+        asyncio.run(asyncio.sleep(0))  # the poller starts on the first await below
+        c0, w0 = thread_ns(tid), time.perf_counter_ns()
+        p0 = {p: thread_ns(p) for p in poller_tids()}
+        asyncio.run(consume())
+        wall = time.perf_counter_ns() - w0
+        pollers = poller_tids()
+        p_ns = sum(thread_ns(p) - p0.get(p, 0) for p in pollers)
+        cpu["loop"] = 100.0 * (thread_ns(tid) - c0) / wall
+        cpu["poller"] = 100.0 * p_ns / wall
+
+    t = threading.Thread(target=loop_thread)
+    t.start()
+    prod.start()
+    prod.join()
+    t.join()
+    dev.close()
+    out = summarise(list(t_recv - prod.t_commit), warmup)
+    out["cpu_pct"] = round(cpu["loop"] + cpu["poller"], 2)
+    out["cpu_loop_pct"] = round(cpu["loop"], 2)
+    out["cpu_poller_pct"] = round(cpu["poller"], 2)
+    return out
+
+
+def idle_cpu(seconds):
+    dev = fc.Device("cpu")
+    queue = dev.new_queue()
+    res = {}
+    for strategy in ("adaptive", "backoff"):
+        ch = new_channel(dev, queue)
+        reader = ch.reader(wait_strategy=strategy)
+        box = {}
+
+        def blocked():
+            tid = threading.get_native_id()
+            c0, w0 = thread_ns(tid), time.perf_counter_ns()
+            try:
+                reader.next(timeout=seconds)
+            except TimeoutError:
+                pass
+            box["pct"] = 100.0 * (thread_ns(tid) - c0) / (time.perf_counter_ns() - w0)
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        t.join()
+        res[f"thread_{strategy}_pct"] = round(box["pct"], 3)
+        reader.close()
+
+    ch = new_channel(dev, queue)
+    reader = ch.reader()
+
+    async def awaited():
+        try:
+            await reader.next_async(timeout=seconds)
+        except TimeoutError:
+            pass
+
+    box = {}
+
+    def loop_thread():
+        tid = threading.get_native_id()
+        asyncio.run(asyncio.sleep(0))
+        pollers = poller_tids()
+        c0, w0 = thread_ns(tid), time.perf_counter_ns()
+        p0 = {p: thread_ns(p) for p in pollers}
+        asyncio.run(awaited())
+        wall = time.perf_counter_ns() - w0
+        box["pct"] = 100.0 * ((thread_ns(tid) - c0) +
+                              sum(thread_ns(p) - p0.get(p, 0) for p in poller_tids())) / wall
+
+    t = threading.Thread(target=loop_thread)
+    t.start()
+    t.join()
+    res["async_pct"] = round(box["pct"], 3)
+    dev.close()
+    return res
+
+
+def device_pickup(n=300, period=0.002):
+    """Commit -> item seen by a spinning reader: the host device thread's pick-up latency."""
+    r = run_thread(period, n, "spin", warmup=20)
+    return {"p50_us": r["p50_us"], "p99_us": r["p99_us"]}
+
+
+# ---- cpu: many channels on one loop -----------------------------------------------------------
+
+def run_many(channels, rate, seconds, warmup_s=0.5):
+    dev = fc.Device("cpu")
+    queue = dev.new_queue()
+    chans = [new_channel(dev, queue) for _ in range(channels)]
+    n_each = int(rate * seconds)
+    # Phases spread over the period: each 1 ms tick commits the pushes due in it.
+    period = 1.0 / rate
+    schedule = sorted((i * period + c * period / channels, c, i)
+                      for c in range(channels) for i in range(n_each))
+    t_commit = np.zeros((channels, n_each), dtype=np.int64)
+    t_recv = np.zeros((channels, n_each), dtype=np.int64)
+    ready = threading.Event()
+
+    def produce():
+        ready.wait()
+        t0 = time.perf_counter() + 0.1
+        k = 0
+        while k < len(schedule):
+            now = time.perf_counter() - t0
+            due = []
+            while k < len(schedule) and schedule[k][0] <= now:
+                due.append(schedule[k])
+                k += 1
+            if not due:
+                time.sleep(max(0.0, min(0.001, schedule[k][0] - now)))
+                continue
+            cb = queue.command_buffer()
+            for _, c, i in due:
+                cb.channel_push(chans[c], i)
+                if i + 1 == n_each:
+                    cb.channel_close(chans[c])
+            stamp = time.perf_counter_ns()
+            for _, c, i in due:
+                t_commit[c, i] = stamp
+            cb.commit()
+
+    async def consume(c, reader):
+        async for v in reader:
+            t_recv[c, v] = time.perf_counter_ns()
+
+    async def main():
+        readers = [ch.reader() for ch in chans]
+        tasks = [asyncio.create_task(consume(c, r)) for c, r in enumerate(readers)]
+        await asyncio.sleep(0.05)
+        stats["armed_at_start"] = fc.poller_stats()["armed"]
+        stats["poller_threads"] = len(poller_tids())
+        ready.set()
+        await asyncio.gather(*tasks)
+
+    stats = {}
+    p = threading.Thread(target=produce, daemon=True)
+    p.start()
+    asyncio.run(main())
+    p.join()
+    dev.close()
+    skip = int(warmup_s * rate)
+    lat = list((t_recv[:, skip:] - t_commit[:, skip:]).ravel())
+    out = summarise(lat, 0)
+    out.update(stats)
+    out["channels"] = channels
+    out["rate_per_channel"] = rate
+    return out
+
+
+# ---- cuda --------------------------------------------------------------------------------------
+
+def cuda_section(quick):
+    try:
+        import torch
+    except ImportError:
+        return {"skipped": "torch is not installed"}
+    if not torch.cuda.is_available():
+        return {"skipped": "torch sees no CUDA device"}
+    if "cuda" not in fc.available_backends():
+        return {"skipped": "foundry_channels was built without the cuda backend"}
+    steps = 256 if quick else 1024
+    dev = fc.Device("cuda")
+    torch.manual_seed(0)
+    hidden, layers = 4096, 3  # a gpt-fast-like step: a few big GEMVs, ~0.1 ms on an H100/H200
+    weights = [torch.randn(hidden, hidden, device="cuda", dtype=torch.float16) / hidden ** 0.5
+               for _ in range(layers)]
+    head = torch.randn(hidden, 32000, device="cuda", dtype=torch.float16) / hidden ** 0.5
+    embed = torch.randn(32000, hidden, device="cuda", dtype=torch.float16)
+    token = torch.zeros(1, dtype=torch.int64, device="cuda")
+    token32 = torch.zeros(1, dtype=torch.int32, device="cuda")
+
+    def step(ch):
+        x = embed[token]
+        for w in weights:
+            x = torch.relu(x @ w)
+        nxt = torch.argmax(x @ head, dim=-1)
+        token.copy_(nxt)
+        token32.copy_(nxt.to(torch.int32))
+        if ch is not None:
+            fc.stream_write(ch, token32)
+
+    def capture(ch):
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                step(ch)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            step(ch)
+        return g
+
+    def fresh_channel():
+        ch = fc.ChannelU32(dev, 1 << 16)
+        cb = dev.new_queue().command_buffer()
+        cb.channel_init(ch)
+        cb.commit()
+        cb.wait_until_completed(timeout=30)
+        return ch
+
+    res = {"device": torch.cuda.get_device_name(0), "steps": steps}
+    g_plain = capture(None)
+    # step time and the no-read throughput
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        g_plain.replay()
+    torch.cuda.synchronize()
+    none_s = time.perf_counter() - t0
+    res["step_us"] = round(none_s / steps * 1e6, 1)
+    res["none_tok_s"] = round(steps / none_s)
+
+    # .item() loop: first token and rate
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    first_item = None
+    for i in range(steps):
+        g_plain.replay()
+        token.item()
+        if first_item is None:
+            first_item = time.perf_counter() - t0
+    item_s = time.perf_counter() - t0
+    res["item_first_us"] = round(first_item * 1e6, 1)
+    res["item_tok_s"] = round(steps / item_s)
+
+    # recommended: launch and drain in the launching thread
+    ch = fresh_channel()
+    g_stream = capture(ch)
+    reader = ch.reader()
+    torch.cuda.synchronize()
+    reader.skip_to_end()
+    done = torch.cuda.Event()
+    got = []
+
+    def launch(i):
+        g_stream.replay()
+        if i == steps - 1:
+            done.record()
+
+    r = fc.launch_and_drain(launch, reader, steps, lambda t: got.append(len(t)),
+                            done=done.query)
+    res["drain_first_us"] = round(r.first_token_s * 1e6, 1) if r.first_token_s else None
+    res["drain_tok_s"] = round(steps / r.seconds)
+    res["drain_delivered"] = r.delivered
+    res["first_ratio_vs_item"] = (round(r.first_token_s / first_item, 3)
+                                  if r.first_token_s else None)
+    res["throughput_vs_none"] = round(res["drain_tok_s"] / res["none_tok_s"], 4)
+
+    # asyncio consumer (an SSE server): the launch thread drains and hands each batch to the
+    # loop; inter-token gaps as the loop sees them.
+    stamps = []
+
+    async def serve():
+        loop = asyncio.get_running_loop()
+        q: asyncio.Queue = asyncio.Queue()
+
+        def work():
+            r2 = fc.launch_and_drain(launch, reader, steps,
+                                     lambda t: loop.call_soon_threadsafe(q.put_nowait, len(t)),
+                                     done=done.query)
+            loop.call_soon_threadsafe(q.put_nowait, None)
+            return r2
+
+        fut = loop.run_in_executor(None, work)
+        while True:
+            n = await q.get()
+            if n is None:
+                break
+            stamps.extend([time.perf_counter()] * n)
+        return await fut
+
+    torch.cuda.synchronize()
+    reader.skip_to_end()
+    asyncio.run(serve())
+    gaps = [(b - a) * 1e6 for a, b in zip(stamps, stamps[1:])]
+    res["async_gap_p50_us"] = round(pct(gaps, 50), 1)
+    res["async_gap_p99_us"] = round(pct(gaps, 99), 1)
+    res["async_tokens"] = len(stamps)
+    res["targets"] = {"first_ratio_vs_item <=": 1.15, "async_gap_p99_us <=":
+                      round(res["step_us"] + 30, 1), "throughput_vs_none >=": 0.98}
+    dev.close()
+    return res
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer items (a smoke run)")
+    ap.add_argument("--only", choices=("cpu", "cuda"))
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    scale = 0.25 if args.quick else 1.0
+    report = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
+                         f"{platform.platform()}", "python": platform.python_version(),
+              "targets": TARGETS}
+    if args.only in (None, "cpu"):
+        rows = []
+        for period in (0.001, 0.005):
+            n = int((3.0 if period == 0.001 else 4.0) / period * scale)
+            warm = max(10, n // 20)
+            for strategy in ("adaptive", "spin", "backoff"):
+                r = run_thread(period, n, strategy, warm)
+                rows.append({"consumer": f"thread stream(), {strategy}", "period_ms": period * 1e3, **r})
+                print(rows[-1], flush=True)
+            r = run_async(period, n, warm)
+            rows.append({"consumer": "async for (poller)", "period_ms": period * 1e3, **r})
+            print(rows[-1], flush=True)
+        report["cpu_single"] = rows
+        report["idle"] = idle_cpu(3.0 * max(scale, 0.5))
+        print(report["idle"], flush=True)
+        report["device_pickup"] = device_pickup()
+        print(report["device_pickup"], flush=True)
+        report["many"] = run_many(256, 20, 10.0 * scale)
+        print(report["many"], flush=True)
+    if args.only in (None, "cuda"):
+        report["cuda"] = cuda_section(args.quick)
+        if "skipped" in report["cuda"]:
+            print(f"cuda part skipped: {report['cuda']['skipped']}", flush=True)
+    print_table(report)
+    out = args.json or Path(__file__).parent / "results" / (
+        "latency_" + datetime.datetime.now().strftime("%Y%m%d_%H%M%S") + ".json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+
+
+def print_table(report):
+    print(f"\n{report['machine']}, {report['date']}")
+    if "cpu_single" in report:
+        print("\n| consumer | period | p50 us | p99 us | max us | consumer CPU % of a core |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for r in report["cpu_single"]:
+            print(f"| {r['consumer']} | {r['period_ms']:g} ms | {r['p50_us']} | {r['p99_us']} | "
+                  f"{r['max_us']} | {r['cpu_pct']} |")
+        i = report["idle"]
+        print(f"\nidle armed reader, % of a core: thread adaptive {i['thread_adaptive_pct']}, "
+              f"thread backoff {i['thread_backoff_pct']}, awaited (loop + poller) {i['async_pct']}")
+        d = report["device_pickup"]
+        print(f"device pickup (commit -> spinning reader): p50 {d['p50_us']} us, p99 {d['p99_us']} us")
+        m = report["many"]
+        print(f"{m['channels']} channels x {m['rate_per_channel']}/s on one loop: p50 {m['p50_us']} "
+              f"us, p99 {m['p99_us']} us (n {m['n']}), poller threads {m['poller_threads']}")
+    c = report.get("cuda")
+    if c and "skipped" not in c:
+        print(f"\ncuda {c['device']}: step {c['step_us']} us; first token .item() "
+              f"{c['item_first_us']} us vs launch_and_drain {c['drain_first_us']} us "
+              f"(ratio {c['first_ratio_vs_item']}); throughput vs no-read {c['throughput_vs_none']}; "
+              f"asyncio inter-token p50 {c['async_gap_p50_us']} / p99 {c['async_gap_p99_us']} us")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
