@@ -3,6 +3,7 @@
     run WORKFLOW.json   run any workflow file and print its outputs (--json for machines)
     demo                the text-generation sample, printed as it is generated
     stream              a plain channel stream: items as they arrive, then a summary
+    selftest            check channels on a device (the Mac checklist of docs/metal.md)
     backends            which backends can run here, and why the others cannot
 
 Exit codes: 0 done, 1 the run failed, 2 bad arguments or an invalid workflow (one line on
@@ -140,6 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "every item, so nothing is dropped; a smaller one shows "
                              "drop-oldest when the device pushes faster than the CPU reads)")
     stream.set_defaults(handler=cmd_stream)
+
+    selftest = sub.add_parser("selftest", help="check channels on a device (run it on a new Mac)",
+                              description="Check, on one screen, that channels work on a device: "
+                                          "the Metal source compiles (metal), items are visible "
+                                          "while a kernel runs, no torn slot in a lapping stress "
+                                          "with each slot protocol, command buffers stay below "
+                                          "the GPU watchdog; picks the slot protocol that passed. "
+                                          "Exit code 0 when it passed.")
+    _add_device(selftest)
+    selftest.add_argument("--json", action="store_true", help="print one JSON object")
+    selftest.set_defaults(handler=cmd_selftest)
 
     backends = sub.add_parser("backends", help="list backends and whether they can run here",
                               description="List the backends and why any cannot run here.")
@@ -362,6 +374,15 @@ def _print_batch(items) -> None:
     else:
         head = " ".join(map(str, items[:6].tolist()))
         print(f"received {len(items)} items: {head} ... {int(items[-1])}")
+
+
+def cmd_selftest(args) -> int:
+    from . import selftest
+
+    _open_device(args.device).close()  # an unavailable backend: one line, exit code 2
+    report = selftest.run(args.device)
+    print(json.dumps(report, indent=2) if args.json else selftest.format_report(report))
+    return 0 if report["passed"] else EXIT_FAILED
 
 
 def cmd_backends(args) -> int:
