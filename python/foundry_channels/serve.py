@@ -121,10 +121,8 @@ def workflow_generator(device: str = "cpu", workflow_path: str | None = None) ->
 
     async def stream(inputs: Dict[str, Any], mode: str) -> AsyncIterator[Any]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-
-        def on_token(token: int) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, token)
+        feed = _TokenFeed(loop)
+        on_token = feed.put
 
         def work() -> None:
             try:
@@ -137,31 +135,78 @@ def workflow_generator(device: str = "cpu", workflow_path: str | None = None) ->
                            "mode": mode, "device": device, "stop_flag": report.stop_flag,
                            "first_token_s": report.first_token_s,
                            "seconds": time.monotonic() - start, "ended_at": time.monotonic()}
-                loop.call_soon_threadsafe(queue.put_nowait, summary)
+                feed.put(summary)
             except BaseException as e:  # reported to the client, never swallowed
-                loop.call_soon_threadsafe(queue.put_nowait, e)
+                feed.put(e)
 
         worker = loop.run_in_executor(None, work)
         detok = StreamingDetokenizer()
         try:
             while True:
-                item = await queue.get()
-                if isinstance(item, int):
-                    text = detok.feed([item])
+                batch = await feed.get_batch()
+                tokens = [t for t in batch if isinstance(t, int)]
+                if tokens:
+                    text = detok.feed(tokens)
                     if text:
                         yield text
-                elif isinstance(item, dict):
-                    tail = detok.finish()
-                    if tail:
-                        yield tail
-                    yield item
-                    return
-                else:
-                    raise item
+                for item in batch:
+                    if isinstance(item, dict):
+                        tail = detok.finish()
+                        if tail:
+                            yield tail
+                        yield item
+                        return
+                    if not isinstance(item, int):
+                        raise item
         finally:
             await worker
 
     return generate
+
+
+class _TokenFeed:
+    """Tokens from the runner's thread to the event loop, one wake-up per batch.
+
+    The runner drains its channel with the adaptive wait strategy and calls on_token for each
+    token of a drained batch; put() queues it and schedules a wake-up only if none is pending,
+    so a batch of tokens costs one call_soon_threadsafe, not one per token (the pattern the
+    README recommends for a Python launch loop feeding asyncio). get_batch() returns
+    everything queued, in order."""
+
+    def __init__(self, loop) -> None:
+        import asyncio
+        import threading
+
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._items: list = []
+        self._wake_pending = False
+        self._event = asyncio.Event()
+
+    def put(self, item: Any) -> None:  # any thread
+        with self._lock:
+            self._items.append(item)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:  # on the loop
+        with self._lock:
+            self._wake_pending = False
+        self._event.set()
+
+    async def get_batch(self) -> list:
+        while True:
+            with self._lock:
+                if self._items:
+                    batch, self._items = self._items, []
+                    return batch
+            self._event.clear()
+            with self._lock:
+                if self._items:
+                    continue
+            await self._event.wait()
 
 
 def default_app(device: str = "cpu"):

@@ -27,6 +27,10 @@ from .results import LoopResult
 
 MAX_IN_FLIGHT = 2  # windows committed ahead: one running, one queued behind it
 WAIT_SLICE_S = 0.05  # upper bound of one wait; it also ends when the oldest window finishes
+# The reader's wait strategy (README, "Waiting"): adaptive spins right after each window is
+# committed (its first token), learns the step rate within a window, and is woken at once when
+# a window completes; the runner itself drains between commits without waiting at all.
+WAIT_STRATEGY = "adaptive"
 DRAIN_BATCH = 4096
 
 
@@ -86,6 +90,7 @@ def run_streaming(loop) -> LoopResult:
         return n
 
     with channel.reader() as reader:  # closed at the end: a channel has one reader at a time
+        reader.wait_strategy = WAIT_STRATEGY
         # This loop's tokens only: skip what the channel got before the loop (the tokens of
         # a windowed loop, which nobody read, a value pushed before the loop). loop.run
         # waited for the work that pushed them, so all of it is visible now.
@@ -116,8 +121,8 @@ def run_streaming(loop) -> LoopResult:
                 in_flight.append((steps, cb, replayed))
                 continue
             if got == 0:
-                # GIL released; spins briefly, then backs off; wakes for a token or for the
-                # oldest window's completion, whichever comes first.
+                # GIL released; idles as WAIT_STRATEGY says; ends for a token or for the
+                # oldest window's completion (which wakes it at once), whichever comes first.
                 reader.wait(WAIT_SLICE_S, until=in_flight[0][1])
         dropped = reader.dropped
 

@@ -1,0 +1,347 @@
+"""Wait strategies (spin, backoff, adaptive) and the poller thread behind `await`/`async for`
+(issue 13): each strategy's semantics (items, timeouts incl. None/inf, close, Ctrl-C), the
+interpreter exiting with waits armed, many readers on one poller, device close and faults
+waking armed waiters, cancellation, and fc.launch_and_drain. No wall-clock assertions: the
+latency figures are benchmarks/bench_latency.py's job."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import foundry_channels as fc
+from conftest import make_channel
+
+STRATEGIES = ("adaptive", "spin", "backoff")
+
+
+def push(device, ch, values, close=False, queue=None):
+    cb = (queue or device.new_queue()).command_buffer()
+    for v in values:
+        cb.channel_push(ch, v)
+    if close:
+        cb.channel_close(ch)
+    cb.commit()
+    return cb
+
+
+def paced_producer(device, ch, n, period=0.001, close=True):
+    """Commits one push per `period` from a thread (the shape the strategies learn from)."""
+    queue = device.new_queue()
+
+    def run():
+        for i in range(n):
+            time.sleep(period)
+            push(device, ch, [i], close=close and i + 1 == n, queue=queue)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def fc_poller_threads() -> int:
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                count += f.read().strip() == "fc-poller"
+        except OSError:
+            pass
+    return count
+
+
+# ---- the option ----------------------------------------------------------------------------
+
+def test_default_is_adaptive_and_the_option_is_explicit(cpu_device):
+    ch = make_channel(cpu_device, 8)
+    reader = ch.reader()
+    assert reader.wait_strategy == "adaptive"
+    for name in STRATEGIES:
+        reader.wait_strategy = name
+        assert reader.wait_strategy == name
+        assert reader.wait_stats["strategy"] == name
+    reader.close()
+    assert ch.reader(wait_strategy="spin").wait_strategy == "spin"
+
+
+@pytest.mark.parametrize("bad", ["fast", "", None, 3])
+def test_unknown_strategy_is_refused(cpu_device, bad):
+    reader = make_channel(cpu_device, 8).reader()
+    with pytest.raises((ValueError, TypeError)):
+        reader.wait_strategy = bad
+
+
+# ---- each strategy: items, timeouts, close ----------------------------------------------------
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_strategy_delivers_every_item_in_order_then_closes(cpu_device, strategy):
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader(wait_strategy=strategy)
+    t = paced_producer(cpu_device, ch, 100, period=0.0005)
+    got = list(reader.stream(timeout=30))
+    t.join()
+    assert got == list(range(100))
+    assert reader.wait(timeout=1) == "closed"
+    assert reader.exhausted
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("timeout", [0, 0.02])
+def test_strategy_times_out_on_a_silent_channel(cpu_device, strategy, timeout):
+    reader = make_channel(cpu_device, 8).reader(wait_strategy=strategy)
+    assert reader.wait(timeout=timeout) == "timeout"
+    with pytest.raises(TimeoutError):
+        reader.next(timeout=timeout)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("forever", [None, math.inf])
+def test_strategy_waits_forever_for_none_and_inf(cpu_device, strategy, forever):
+    ch = make_channel(cpu_device, 8)
+    reader = ch.reader(wait_strategy=strategy)
+    threading.Timer(0.05, lambda: push(cpu_device, ch, [7])).start()
+    assert reader.next(timeout=forever) == 7
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_strategy_wait_until_ends_when_the_command_buffer_finishes(cpu_device, strategy):
+    ch = make_channel(cpu_device, 8)
+    reader = ch.reader(wait_strategy=strategy)
+    cb = cpu_device.new_queue().command_buffer()
+    cb.channel_init(make_channel(cpu_device, 8))  # work that pushes nothing into `ch`
+    cb.commit()
+    assert reader.wait(timeout=None, until=cb) == "finished"
+
+
+def test_adaptive_learns_the_arrival_rate(cpu_device):
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader()
+    t = paced_producer(cpu_device, ch, 40, period=0.002)
+    assert len(list(reader.stream(timeout=30))) == 40
+    t.join()
+    stats = reader.wait_stats
+    assert stats["samples"] > 0 and stats["mean_gap_s"] > 0
+
+
+# ---- Ctrl-C and interpreter exit (subprocesses) -----------------------------------------------
+
+CHILD_PRELUDE = """
+import asyncio, sys, threading, time
+import foundry_channels as fc
+dev = fc.Device("cpu")
+def channel():
+    ch = fc.ChannelU32(dev, 8)
+    cb = dev.new_queue().command_buffer()
+    cb.channel_init(ch)
+    cb.commit()
+    cb.wait_until_completed(timeout=30)
+    return ch
+"""
+
+
+def spawn(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", CHILD_PRELUDE + textwrap.dedent(code)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def interrupt_when_waiting(proc: subprocess.Popen) -> tuple[str, str]:
+    assert proc.stdout.readline().strip() == "waiting"
+    time.sleep(0.2)  # let it reach the blocking call (a later SIGINT is still handled)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return out, err
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_ctrl_c_ends_a_blocking_wait(strategy):
+    proc = spawn(f"""
+        reader = channel().reader(wait_strategy={strategy!r})
+        print("waiting", flush=True)
+        try:
+            reader.next()  # no timeout: only Ctrl-C ends it
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    out, err = interrupt_when_waiting(proc)
+    assert proc.returncode == 0 and "interrupted" in out, err
+
+
+def test_ctrl_c_ends_an_awaited_wait():
+    proc = spawn("""
+        reader = channel().reader()
+        async def main():
+            print("waiting", flush=True)
+            await reader.next_async()  # armed with the poller, no timeout
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    out, err = interrupt_when_waiting(proc)
+    assert proc.returncode == 0 and "interrupted" in out, err
+
+
+def test_interpreter_exit_with_waiters_armed_is_clean():
+    # A daemon thread blocked in an adaptive wait(), a daemon thread whose event loop awaits a
+    # reader (armed with the poller), and a main-thread task left pending: the process must
+    # exit 0, without "terminate called" or a fatal error.
+    proc = spawn("""
+        blocked = channel().reader()
+        threading.Thread(target=blocked.next, daemon=True).start()
+        awaited = channel().reader()
+        def loop_thread():
+            asyncio.run(awaited.next_async())
+        threading.Thread(target=loop_thread, daemon=True).start()
+        loop = asyncio.new_event_loop()
+        pending = loop.create_task(channel().reader().next_async())
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert fc.poller_stats()["armed"] >= 2
+        print("exiting", flush=True)
+    """)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "exiting" in out
+    assert "terminate called" not in err and "Fatal Python error" not in err, err
+
+
+# ---- the poller ---------------------------------------------------------------------------
+
+def test_many_readers_on_one_poller(cpu_device):
+    n_channels, n_items = 200, 20
+    chans = [make_channel(cpu_device, 64) for _ in range(n_channels)]
+    received = {}
+
+    async def consume(i, reader):
+        received[i] = [v async for v in reader]
+
+    async def main():
+        tasks = [asyncio.create_task(consume(i, ch.reader())) for i, ch in enumerate(chans)]
+        await asyncio.sleep(0.05)
+        armed = fc.poller_stats()["armed"]
+        threads = fc_poller_threads()
+        queue = cpu_device.new_queue()
+        for k in range(n_items):
+            cb = queue.command_buffer()
+            for ch in chans:
+                cb.channel_push(ch, k)
+                if k + 1 == n_items:
+                    cb.channel_close(ch)
+            cb.commit()
+            await asyncio.sleep(0.001)
+        await asyncio.gather(*tasks)
+        return armed, threads
+
+    armed, threads = asyncio.run(main())
+    assert armed == n_channels
+    assert threads == 1, "every awaited reader is served by one poller thread"
+    assert all(received[i] == list(range(n_items)) for i in range(n_channels))
+    assert fc.poller_stats()["armed"] == 0
+
+
+@pytest.mark.parametrize("end", ["close", "fault"])
+def test_device_close_and_fault_fail_awaited_waiters(end):
+    dev = fc.Device("cpu")
+    readers = [make_channel(dev, 8).reader() for _ in range(3)]
+
+    async def main():
+        tasks = [asyncio.create_task(r.next_async()) for r in readers]
+        await asyncio.sleep(0.05)
+        if end == "close":
+            dev.close()
+        else:
+            cb = dev.new_queue().command_buffer()
+            cb.dispatch("debug_trap", 1)
+            cb.commit()
+        return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+
+    results = asyncio.run(main())
+    expected = fc.DeviceClosedError if end == "close" else fc.DeviceError
+    assert all(isinstance(r, expected) for r in results), results
+    dev.close()
+
+
+def test_cancelled_and_timed_out_awaits_lose_nothing(cpu_device):
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader()
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            await reader.next_async(timeout=0.02)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader.next_async(), 0.02)  # cancelled: disarmed
+        assert fc.poller_stats()["armed"] == 0
+        push(cpu_device, ch, [1, 2, 3], close=True)
+        return [v async for v in reader]
+
+    assert asyncio.run(main()) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("forever", [None, math.inf])
+def test_next_async_waits_forever_for_none_and_inf(cpu_device, forever):
+    ch = make_channel(cpu_device, 8)
+    reader = ch.reader()
+
+    async def main():
+        asyncio.get_running_loop().call_later(0.05, lambda: push(cpu_device, ch, [5]))
+        return await reader.next_async(timeout=forever)
+
+    assert asyncio.run(main()) == 5
+
+
+def test_async_reader_re_init_raises_once_then_follows(cpu_device):
+    ch = make_channel(cpu_device, 8)
+    reader = ch.reader()
+    push(cpu_device, ch, [1]).wait_until_completed(timeout=30)
+    assert reader.try_next() == 1
+
+    async def main():
+        task = asyncio.create_task(reader.next_async())
+        await asyncio.sleep(0.02)
+        cb = cpu_device.new_queue().command_buffer()
+        cb.channel_init(ch)
+        cb.channel_push(ch, 9)
+        cb.commit()
+        try:
+            return await task
+        except fc.ChannelError:
+            return await reader.next_async(timeout=30)
+
+    assert asyncio.run(main()) == 9
+
+
+# ---- the launch-loop helper -------------------------------------------------------------------
+
+def test_launch_and_drain_delivers_every_token_in_the_launching_thread(cpu_device):
+    ch = make_channel(cpu_device, 1024)
+    reader = ch.reader()
+    queue = cpu_device.new_queue()
+    last = []
+    got = []
+
+    def launch(i):
+        last[:] = [push(cpu_device, ch, [i], queue=queue)]
+
+    result = fc.launch_and_drain(launch, reader, 200, lambda toks: got.extend(toks.tolist()),
+                                 done=lambda: last[0].status == "completed")
+    assert got == list(range(200))
+    assert result.delivered == 200 and result.steps == 200
+    assert result.first_token_s is not None
+
+
+def test_launch_and_drain_without_done_drains_what_is_visible(cpu_device):
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader()
+    r = fc.launch_and_drain(lambda i: None, reader, 3)
+    assert r.delivered == 0 and r.first_token_s is None
+    with pytest.raises(ValueError):
+        fc.launch_and_drain(lambda i: None, reader, -1)
