@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import pty
 import signal
@@ -125,7 +126,8 @@ def test_a_prompt_too_long_for_the_history_says_why_nothing_was_generated(tmp_pa
     result = cli("run", SAMPLE, "--prompt-file", str(prompt))
     assert result.returncode == 0, result.stderr
     assert "generated_tokens: []" in result.stdout
-    assert "(loop 1: 0 tokens in 16 steps, stopped by history full)" in result.stderr
+    # how many steps ran before the flag was seen depends on the windows in flight, not a token
+    assert re.search(r"\(loop 1: 0 tokens in \d+ steps, stopped by history full\)", result.stderr)
     result = cli("run", SAMPLE, "--prompt-file", str(prompt), "--json")
     assert json.loads(result.stdout)["loops"][0]["stop_reason"] == "history full"
 

@@ -397,6 +397,9 @@ next(timeout=...) blocks.)doc")
                              "Items lost because the producer overwrote them first.")
       .def_property_readonly("delivered", &ChannelU32Reader::delivered)
       .def_property_readonly("position", &ChannelU32Reader::position)
+      .def_property_readonly("last_index", &ChannelU32Reader::last_index,
+                             "Index of the item try_next()/next() returned last (gaps show "
+                             "where items were dropped).")
       .def_property_readonly("available", &ChannelU32Reader::available)
       .def_property_readonly("exhausted", &ChannelU32Reader::exhausted,
                              "True once the channel is closed and every item was read.")

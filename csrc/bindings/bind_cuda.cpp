@@ -26,6 +26,14 @@ void bind_cuda(py::module_& m) {
       "Low-level (use stream_write): enqueue on CUDA stream `stream` (an integer handle) a "
       "push of `count` u32 words read on the GPU at device address `source`, every "
       "`stride_words` words. Capturable in a CUDA graph.");
+  m.def(
+      "cuda_stream_push_record",
+      [](RecordChannel& channel, uintptr_t stream, uintptr_t source) {
+        cuda::stream_push_record(channel, stream, source);  // a launch only: keeps the GIL
+      },
+      py::arg("channel"), py::arg("stream"), py::arg("source"),
+      "Low-level (use stream_write): enqueue on CUDA stream `stream` a push of one record "
+      "read at device address `source` (contiguous). Capturable in a CUDA graph.");
 }
 
 }  // namespace fc::bind

@@ -280,6 +280,7 @@ std::optional<uint32_t> ChannelU32Reader::try_next() {
   check_usable();
   if (fill_cache() == 0) return std::nullopt;
   ++delivered_;
+  last_index_ = cache_index_[cache_pos_];
   return cache_[cache_pos_++];
 }
 

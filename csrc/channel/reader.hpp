@@ -54,6 +54,9 @@ class ChannelU32Reader {
   uint64_t dropped() const { return dropped_; }
   // Items handed to the caller so far.
   uint64_t delivered() const { return delivered_; }
+  // Index (64-bit count in this epoch) of the item try_next() returned last: a consumer of
+  // multi-item messages (byte strings) sees a gap where items were dropped.
+  uint64_t last_index() const { return last_index_; }
   // Index (64-bit count in this epoch) of the next item this reader will return.
   uint64_t position() const {
     return cache_pos_ != cache_len_ ? cache_index_[cache_pos_] : cursor_;
@@ -111,6 +114,7 @@ class ChannelU32Reader {
   uint64_t cursor_ = 0;  // next ring index to copy (64-bit count)
   uint64_t dropped_ = 0;
   uint64_t delivered_ = 0;
+  uint64_t last_index_ = 0;
   std::atomic_flag busy_ = ATOMIC_FLAG_INIT;
   WaitStrategy strategy_;  // the reader's idle strategy and what it learnt (fixed size)
   // Read-ahead for try_next() and wait(): one ring copy serves many single-item reads.

@@ -41,4 +41,23 @@ void stream_push(ChannelU32& channel, uintptr_t stream, uintptr_t source, uint32
   if (e != cudaSuccess) throw DeviceError(error_text("stream_write: launching the push", e));
 }
 
+void stream_push_record(RecordChannel& channel, uintptr_t stream, uintptr_t source) {
+  Device& device = *channel.device();
+  const int ordinal = device_ordinal(device);
+  if (ordinal < 0) {
+    throw std::invalid_argument("stream_write: the channel lives on a '" + device.backend() +
+                                "' device; pushing from a CUDA stream needs a 'cuda' channel");
+  }
+  device.check_usable("push from a CUDA stream");
+  if (channel.inits_encoded() == 0) {
+    throw ChannelError("stream_write: the channel was never initialised: encode its init, "
+                       "commit it and wait for it before pushing from a stream");
+  }
+  if (source == 0) throw std::invalid_argument("stream_write: the source pointer is null");
+  const Dispatch d = channel.push_dispatch(BufferArg::raw(reinterpret_cast<void*>(source)), 0);
+  make_current(ordinal);
+  cudaError_t e = launch_dispatch(d, reinterpret_cast<cudaStream_t>(stream));
+  if (e != cudaSuccess) throw DeviceError(error_text("stream_write: launching the push", e));
+}
+
 }  // namespace fc::cuda

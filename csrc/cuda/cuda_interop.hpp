@@ -9,6 +9,7 @@
 #include <string>
 
 #include "channel/channel.hpp"
+#include "channel/record_channel.hpp"
 
 namespace fc::cuda {
 
@@ -22,5 +23,9 @@ int device_ordinal(const Device& device);
 // orders the channel's pushes (one producer, in stream order). Throws on a failed launch.
 void stream_push(ChannelU32& channel, uintptr_t stream, uintptr_t source, uint32_t count,
                  uint32_t stride_words);
+
+// The same for a record channel: one record of record_bytes read at device address `source`
+// (contiguous), pushed with record_push on `stream`.
+void stream_push_record(RecordChannel& channel, uintptr_t stream, uintptr_t source);
 
 }  // namespace fc::cuda

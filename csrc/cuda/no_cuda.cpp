@@ -27,5 +27,6 @@ int device_ordinal(const Device&) { return -1; }
 void stream_push(ChannelU32&, uintptr_t, uintptr_t, uint32_t, uint32_t) {
   unavailable("stream_write");
 }
+void stream_push_record(RecordChannel&, uintptr_t, uintptr_t) { unavailable("stream_write"); }
 }  // namespace cuda
 }  // namespace fc

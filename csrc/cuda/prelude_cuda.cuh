@@ -59,6 +59,13 @@ FC_FN void fc_store_release_sys(uint* p, uint v) {
   asm volatile("st.release.sys.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
+// A record's payload word: a plain store. The fence before the record's commit orders every
+// payload store before the end tag for the CPU (record_kernels.inc), as NCCL orders its data
+// before a flag; plain stores keep a warp's 32 words one coalesced transaction.
+FC_FN void fc_store_payload(uint* p, uint v) { *p = v; }
+// Device-scope atomic add (the threads of one record push counting themselves done).
+FC_FN uint fc_atomic_add_device(uint* p, uint v) { return atomicAdd(p, v); }
+
 // A running CUDA kernel cannot be cancelled from the host: long loops never stop early here.
 FC_FN bool fc_cancel_requested() { return false; }
 

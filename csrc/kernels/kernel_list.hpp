@@ -29,7 +29,12 @@
   X(lm_rollback)               \
   X(buffer_copy_u32)           \
   X(debug_trap)                \
-  X(decode_collect_u32)
+  X(decode_collect_u32)        \
+  X(bytes_push)                \
+  X(detok_push)                \
+  X(record_init)               \
+  X(record_push)               \
+  X(fill_pattern_u32)
 
 // ---- signatures (the meaning of each parameter is documented at the kernel's body) ----------
 #define FC_SIGNATURE_channel_u32_init(P) \
@@ -58,6 +63,18 @@
 #define FC_SIGNATURE_decode_collect_u32(P)                                   \
   P(BUF, 0, source) P(BUF, 1, list) P(BUF, 2, count) P(BUF_OPT, 3, stop)     \
   P(U32, 0, list_capacity) P(U32_OPT, 1, predicated)
+#define FC_SIGNATURE_bytes_push(P)                                                        \
+  P(CHAN, 0, channel) P(BUF, 3, source) P(BUF_OPT, 4, stop_flag) P(U32, 0, capacity)      \
+  P(U32_OPT, 1, offset) P(U32, 2, length) P(U32_OPT, 3, predicated)
+#define FC_SIGNATURE_fill_pattern_u32(P) P(BUF, 0, out) P(U32, 0, seed) P(U32, 1, words)
+#define FC_SIGNATURE_record_init(P) P(CHAN, 0, channel) P(U32, 0, capacity)
+#define FC_SIGNATURE_record_push(P)                                                          \
+  P(CHAN, 0, channel) P(BUF, 3, source) P(BUF_OPT, 4, stop_flag) P(U32, 0, capacity)          \
+  P(U32, 1, record_words) P(U32, 2, stride) P(U32_OPT, 3, source_offset)                     \
+  P(U32_OPT, 4, predicated) P(U32, 5, threads)
+#define FC_SIGNATURE_detok_push(P)                                                        \
+  P(CHAN, 0, channel) P(BUF, 3, vocab) P(BUF, 4, tokens) P(BUF_OPT, 5, stop_flag)         \
+  P(U32, 0, capacity) P(U32_OPT, 1, predicated) P(U32_OPT, 2, index)
 
 // The uniform dispatch the backends receive: eight buffer slots, eight u32 scalars.
 #define FC_KERNEL_BUFFER_SLOTS 8

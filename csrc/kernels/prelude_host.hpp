@@ -29,6 +29,12 @@ inline void fc_store_release_sys(uint* p, uint v) { fc::atomic_word::store_relea
 // return early so that Device.close() never waits for a long command buffer (host_device.cpp
 // then fails it). The flag belongs to the device thread that runs the dispatch.
 inline bool fc_cancel_requested() { return fc::host::cancel_requested(); }
+// A record's payload word (record_kernels.inc): the CPU reader copies payloads while the device
+// thread may be writing them; atomic accesses keep that formally race-free (and TSan-checkable).
+inline void fc_store_payload(uint* p, uint v) { fc::atomic_word::store_relaxed(p, v); }
+// A device-scope atomic add (the threads of one dispatch counting themselves done); returns the
+// value before. Host dispatches run their threads one after another on the device thread.
+inline uint fc_atomic_add_device(uint* p, uint v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 // A device fault: the host device catches it, fails the command buffer and faults the device.
 [[noreturn]] inline void fc_trap() {
   throw std::runtime_error("device fault: debug_trap kernel executed");

@@ -45,6 +45,7 @@ from ._backends import available_backends, backend_status
 from .torch_interop import stream_write
 from .driver import DriveResult, launch_and_drain
 from ._poll import Poll, PollState
+from .byte_channel import ByteChannel, ByteReader
 
 
 __version__ = "0.1.0"
@@ -54,6 +55,9 @@ __all__ = [
     "HEADER_WORDS",
     "MAX_CAPACITY",
     "BackendUnavailableError",
+    "ByteChannel",
+    "ByteReader",
+    "Channel",
     "Buffer",
     "ChannelError",
     "ChannelU32",
@@ -79,3 +83,14 @@ __all__ = [
     "DriveResult",
     "stream_write",
 ]
+
+
+def __getattr__(name: str):
+    # Record channels need numpy, whose import is slow (and turns a Ctrl-C during its C start-up
+    # into an ImportError): `import foundry_channels` stays light, fc.Channel imports it on use.
+    if name in ("Channel", "RecordReader"):
+        from . import record_channel
+
+        return getattr(record_channel, name)
+    raise AttributeError(f"module 'foundry_channels' has no attribute {name!r}")
+

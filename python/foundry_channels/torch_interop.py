@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 # Names, not `from . import _core` (see _backends.py: a loop to import-linter).
-from ._core import ChannelU32, cuda_device_ordinal, cuda_stream_push
+from ._core import ChannelU32, cuda_device_ordinal, cuda_stream_push, cuda_stream_push_record
 
 # u32 words per element and a readable name, by __cuda_array_interface__ typestr.
 _TYPESTRS = {"<u4": (1, "uint32"), "<i4": (1, "int32"), "<i8": (2, "int64")}
@@ -83,8 +83,38 @@ def _stream_handle(stream: Any, tensor: Any) -> int:
     )
 
 
-def stream_write(channel: ChannelU32, tensor: Any, stream: Any = None) -> None:
+# torch dtypes of record channels (record_channel.DTYPES names); bf16 records hold bf16 bits.
+_TORCH_RECORD_DTYPES = {"torch.uint8": "u8", "torch.int32": "i32", "torch.uint32": "u32",
+                        "torch.float16": "f16", "torch.bfloat16": "bf16", "torch.float32": "f32",
+                        "torch.int64": "i64", "torch.float64": "f64"}
+
+
+def _check_record_tensor(channel, tensor: Any, ordinal: int) -> int:
+    """The device address of a torch tensor that is one record of `channel`."""
+    if not _is_torch_tensor(tensor) or not tensor.is_cuda:
+        raise TypeError("stream_write: a record channel takes a CUDA torch tensor, got "
+                        f"{type(tensor).__name__}")
+    dtype = _TORCH_RECORD_DTYPES.get(str(tensor.dtype))
+    if dtype != channel.dtype:
+        raise TypeError(f"stream_write: tensor dtype {tensor.dtype} does not match the channel's "
+                        f"{channel.dtype}")
+    if tuple(tensor.shape) != channel.shape:
+        raise ValueError(f"stream_write: tensor shape {list(tensor.shape)} does not match the "
+                         f"channel's {list(channel.shape)}")
+    if not tensor.is_contiguous():
+        raise ValueError("stream_write: a record tensor must be contiguous (call .contiguous() "
+                         "first: inside a graph capture that copy is captured too)")
+    if tensor.device.index != ordinal:
+        raise ValueError(f"stream_write: tensor is on cuda:{tensor.device.index} but the "
+                         f"channel is on cuda:{ordinal}")
+    return int(tensor.data_ptr())
+
+
+def stream_write(channel: Any, tensor: Any, stream: Any = None) -> None:
     """Pushes the values of a CUDA tensor into ``channel``, enqueued on ``stream``.
+
+    A record ``Channel`` (fc.Channel) takes one record: a contiguous torch CUDA tensor of the
+    channel's dtype and shape (any supported dtype).
 
     ``tensor``: uint32, int32 or int64; shape [1] or [B] (a 0-d tensor counts as [1]); any
     stride. int64 values are pushed as their low 32 bits. ``stream``: None for
@@ -97,14 +127,24 @@ def stream_write(channel: ChannelU32, tensor: Any, stream: Any = None) -> None:
     The channel's init must have completed before the first stream_write, and a channel has
     one producer: do not push to it from two streams without ordering them.
     """
-    if not isinstance(channel, ChannelU32):
-        raise TypeError(f"stream_write: channel must be a ChannelU32, got {type(channel).__name__}")
+    from .record_channel import Channel
+
+    if not isinstance(channel, (ChannelU32, Channel)):
+        raise TypeError("stream_write: channel must be a ChannelU32 or a record Channel, got "
+                        f"{type(channel).__name__}")
     ordinal = cuda_device_ordinal(channel.device)
     if ordinal < 0:
         raise ValueError(
             f"stream_write: the channel lives on a '{channel.device.backend}' device; "
             "pushing from a CUDA stream needs a channel made with Device('cuda')"
         )
+    if isinstance(channel, Channel):
+        ptr = _check_record_tensor(channel, tensor, ordinal)
+        handle = _stream_handle(stream, tensor)
+        if stream is not None and not isinstance(stream, int):
+            tensor.record_stream(stream)
+        cuda_stream_push_record(channel.core, handle, ptr)
+        return
     ptr, typestr, shape, strides, index = _describe(tensor)
     if len(shape) > 1:
         raise ValueError(f"stream_write: tensor shape {list(shape)}: expected [1] or [B]")

@@ -1,0 +1,131 @@
+#include "channel/record_channel.hpp"
+
+#include <cstring>
+#include <string>
+
+#include "channel/record_reader.hpp"
+
+namespace fc {
+namespace {
+
+constexpr uint32_t kMaxRecordCapacity = 1u << 20;
+// Threads of one record push: enough to fill a GPU's memory pipes for big records (each
+// copies words gid, gid + threads, ...), no more than the record has words.
+constexpr uint32_t kMaxPushThreads = 1u << 16;
+
+// Tags of every slot first, rounded up to 256 bytes (record_kernels.inc: fc_record_payload_offset).
+uint32_t payload_offset_for(uint32_t capacity) { return (2 * capacity + 63) / 64 * 64; }
+
+uint32_t checked_record_capacity(uint64_t capacity) {
+  if (capacity < 2 || capacity > kMaxRecordCapacity || !layout::is_power_of_two(capacity)) {
+    throw std::invalid_argument(
+        "capacity " + std::to_string(capacity) + ": a record channel holds a power of two of "
+        "records, 2 to " + std::to_string(kMaxRecordCapacity) +
+        " (2 at least: a commit marks the next slot, which must not be the one it wrote)");
+  }
+  return static_cast<uint32_t>(capacity);
+}
+
+}  // namespace
+
+RecordChannel::RecordChannel(std::shared_ptr<Device> device, uint64_t capacity,
+                             uint64_t record_bytes)
+    : device_(std::move(device)), capacity_(checked_record_capacity(capacity)),
+      record_bytes_(record_bytes) {
+  if (record_bytes == 0 || record_bytes % 4 != 0 || record_bytes > kMaxRecordBytes) {
+    throw std::invalid_argument("record size " + std::to_string(record_bytes) +
+                                " bytes: records are 4 to " + std::to_string(kMaxRecordBytes) +
+                                " bytes, a multiple of 4 (the device copies u32 words)");
+  }
+  stride_words_ = static_cast<uint32_t>((record_bytes + 15) / 16 * 4);  // 16-byte aligned slots
+  payload_offset_words_ = payload_offset_for(capacity_);
+  const uint64_t data_bytes =
+      (uint64_t{payload_offset_words_} + uint64_t{capacity_} * stride_words_) * 4;
+  if (data_bytes > kMaxDataBytes) {
+    throw std::invalid_argument("a record channel of " + std::to_string(capacity_) +
+                                " records of " + std::to_string(record_bytes) + " bytes needs " +
+                                std::to_string(data_bytes >> 20) + " MiB; the limit is " +
+                                std::to_string(kMaxDataBytes >> 20) + " MiB");
+  }
+  device_->check_usable("create a record channel");
+  header_ = device_->new_buffer(layout::kHeaderWords * sizeof(uint32_t), Storage::Shared);
+  data_ = device_->new_buffer(data_bytes, Storage::Shared);
+  cursor_ = device_->new_buffer(layout::kCursorWords * sizeof(uint32_t), Storage::Private);
+  std::memset(header_words(), 0, layout::kHeaderWords * sizeof(uint32_t));
+}
+
+void RecordChannel::encode_init(CommandBuffer& cb) {
+  kernel_args::record_init args;
+  args.channel = kernel_buffers();
+  args.capacity = capacity_;
+  encode(cb, capacity_, args);
+  inits_encoded_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+kernel_args::record_push RecordChannel::push_args(const BufferArg& source,
+                                                  uint64_t offset_bytes) const {
+  if (offset_bytes % 4 != 0) {
+    throw std::invalid_argument("record push: the source offset must be a multiple of 4 bytes, "
+                                "got " + std::to_string(offset_bytes));
+  }
+  if (source.buffer && offset_bytes + record_bytes_ > source.buffer->size_bytes()) {
+    throw std::invalid_argument("record push: a " + std::to_string(record_bytes_) +
+                                "-byte record at offset " + std::to_string(offset_bytes) +
+                                " runs past the end of the " +
+                                std::to_string(source.buffer->size_bytes()) + "-byte source");
+  }
+  kernel_args::record_push args;
+  args.channel = kernel_buffers();
+  args.source = source;
+  args.capacity = capacity_;
+  args.record_words = record_words();
+  args.stride = stride_words_;
+  args.source_offset = static_cast<uint32_t>(offset_bytes / 4);
+  args.threads = std::min(record_words(), kMaxPushThreads);
+  return args;
+}
+
+void RecordChannel::encode_push(CommandBuffer& cb, const BufferArg& source,
+                                uint64_t offset_bytes, const std::shared_ptr<Buffer>& stop_flag) {
+  auto args = push_args(source, offset_bytes);
+  args.stop_flag = stop_flag;
+  args.predicated = stop_flag ? 1u : 0u;
+  encode(cb, args.threads, args);
+}
+
+Dispatch RecordChannel::push_dispatch(const BufferArg& source, uint64_t offset_bytes) const {
+  const auto args = push_args(source, offset_bytes);
+  return make_dispatch(args.threads, args);
+}
+
+void RecordChannel::encode_close(CommandBuffer& cb) {
+  kernel_args::channel_u32_close args;  // the same header and cursor words as a u32 channel
+  args.channel = kernel_buffers();
+  encode(cb, 1, args);
+}
+
+std::shared_ptr<RecordReader> RecordChannel::reader() {
+  device_->check_usable("get a channel's reader");
+  std::lock_guard lock(reader_mutex_);
+  if (auto live = reader_.lock()) return live;
+  auto fresh = std::make_shared<RecordReader>(shared_from_this());
+  reader_ = fresh;
+  return fresh;
+}
+
+ConsumerPosition RecordChannel::consumer_position() {
+  std::lock_guard lock(reader_mutex_);
+  return position_;
+}
+
+void RecordChannel::save_consumer_position(const ConsumerPosition& position) {
+  std::lock_guard lock(reader_mutex_);
+  position_ = position;
+}
+
+void RecordChannel::forget_reader(const RecordReader* reader) {
+  std::lock_guard lock(reader_mutex_);
+  if (reader_.lock().get() == reader) reader_.reset();
+}
+
+}  // namespace fc
