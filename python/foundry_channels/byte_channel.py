@@ -30,12 +30,25 @@ _END = 1 << 31
 BYTES_PER_ITEM = 3
 
 
+def byte_capacity_problem(capacity_bytes) -> Optional[str]:
+    """Why `capacity_bytes` cannot size a ByteChannel, or None when it can."""
+    if isinstance(capacity_bytes, bool) or not isinstance(capacity_bytes, int) \
+            or not 1 <= capacity_bytes <= MAX_CAPACITY * BYTES_PER_ITEM:
+        return f"must be 1..{MAX_CAPACITY * BYTES_PER_ITEM} bytes, got {capacity_bytes!r}"
+    return None
+
+
+def items_for_string(length: int) -> int:
+    """The channel items one string of `length` bytes takes (bytes_kernels.inc)."""
+    return max(1, -(-length // BYTES_PER_ITEM))
+
+
 def _items_for(capacity_bytes: int) -> int:
     if isinstance(capacity_bytes, bool) or not isinstance(capacity_bytes, int):
         raise TypeError(f"ByteChannel(capacity_bytes) must be an int, got {capacity_bytes!r}")
-    if not 1 <= capacity_bytes <= MAX_CAPACITY * BYTES_PER_ITEM:
-        raise ValueError(f"ByteChannel(capacity_bytes) must be 1..{MAX_CAPACITY * BYTES_PER_ITEM}, "
-                         f"got {capacity_bytes}")
+    problem = byte_capacity_problem(capacity_bytes)
+    if problem:
+        raise ValueError(f"ByteChannel(capacity_bytes) {problem}")
     items = -(-capacity_bytes // BYTES_PER_ITEM)
     return 1 << (items - 1).bit_length()
 
@@ -109,13 +122,15 @@ class ByteReader:
     next string's first item and counts the loss (`lost_strings`; `dropped_items` counts every
     item overwritten before it was read)."""
 
-    def __init__(self, channel: ByteChannel) -> None:
-        self._items = channel.channel.reader()
+    def __init__(self, channel: ByteChannel, **reader_options) -> None:
+        # reader_options go to ChannelU32.reader (e.g. wait_strategy)
+        self._items = channel.channel.reader(**reader_options)
         self._next_index: Optional[int] = None  # index after the last item taken
         self._partial = bytearray()
         self._in_string = False
         self._decoder = codecs.getincrementaldecoder("utf-8")("foundry_channels.replace_counted")
         self.lost_strings = 0
+        self.strings_read = 0  # complete strings returned (a detok_push string is one token)
         self.replaced = 0  # invalid byte sequences replaced by U+FFFD in text()
 
     @property
@@ -141,6 +156,7 @@ class ByteReader:
         self._in_string = False
         done = bytes(self._partial)
         self._partial.clear()
+        self.strings_read += 1
         return done
 
     def _take(self) -> Optional[bytes]:
@@ -150,6 +166,36 @@ class ByteReader:
             if done is not None:
                 return done
         return None
+
+    def skip_to_end(self) -> None:
+        """Skips every string readable now (a reader that wants only what comes next; the
+        device publishes each string whole, so the next item read starts a string)."""
+        self._items.skip_to_end()
+        self._next_index = None
+        self._partial.clear()
+        self._in_string = False
+
+    def wait(self, timeout: Optional[float] = None, until=None) -> str:
+        """Blocks until an item is readable, the channel is closed and drained, `timeout` s
+        passed or the command buffer `until` completed: ChannelU32Reader.wait's states."""
+        if until is None:
+            return self._items.wait(timeout)
+        return self._items.wait(timeout, until=until)
+
+    def finish(self) -> str:
+        """The end of the text: an incomplete code point left at the end becomes U+FFFD
+        (counted in `replaced`); the decoder starts afresh after it."""
+        return self._decode(b"", final=True)
+
+    def close(self) -> None:
+        """Ends this reader (a channel has one reader at a time)."""
+        self._items.close()
+
+    def __enter__(self) -> "ByteReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def try_next(self) -> Optional[bytes]:
         """The next string, or None when no complete string is readable now."""

@@ -100,6 +100,13 @@ def _add_mode(p: argparse.ArgumentParser, default: Optional[str]) -> None:
                         + ("default: the workflow's own" if default is None else f"default: {default}"))
 
 
+def _add_detokenize(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detokenize", choices=("cpu", "device"), default="cpu",
+                   help="cpu (default): tokens come back as u32 ids; device: the workflow's "
+                        "byte channel carries text detokenized on the device, printed as it "
+                        "arrives (the CPU runs no detokenizer)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -115,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(run)
     _add_generation(run)
     _add_mode(run, None)
+    _add_detokenize(run)
     run.add_argument("--input", action="append", type=_assignment, default=[], metavar="NAME=VALUE",
                      help="set any workflow input (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object (for machines)")
@@ -126,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(demo)
     _add_generation(demo)
     _add_mode(demo, "interactive")
+    _add_detokenize(demo)
     demo.add_argument("--no-status", action="store_true", help="no live status line")
     demo.set_defaults(handler=cmd_demo)
 
@@ -229,15 +238,41 @@ def _run(workflow, device, inputs, **callbacks):
 # ---- commands -------------------------------------------------------------------------------
 
 
+def _text_delivery(args, workflow) -> None:
+    """--detokenize device needs a loop streaming into a byte channel, drained while it runs."""
+    from .workflow.definitions import text_streams
+    from .workflow.loop_config import STREAMING_MODES
+
+    if args.detokenize != "device":
+        return
+    if not text_streams(workflow.steps):
+        raise UsageError(f"--detokenize device: workflow '{workflow.name}' streams no text (no "
+                         "while_batched loop streams into a byte channel: stream_init with "
+                         "\"bytes\": true, filled by detok_push)")
+    if args.mode is not None and args.mode not in STREAMING_MODES:
+        raise UsageError(f"--detokenize device: text arrives while the device runs: use --mode "
+                         f"{' or '.join(STREAMING_MODES)}, not {args.mode}")
+
+
 def cmd_run(args) -> int:
     from .lm import stop_reason
 
     workflow = _load(args.workflow)
     inputs = _generation_inputs(args, workflow)
+    _text_delivery(args, workflow)
+    pieces: list[str] = []
+
+    def on_text(piece: str) -> None:  # text detokenized on the device, as it arrives
+        pieces.append(piece)
+        if not args.json:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+    callbacks = {"on_text": on_text} if args.detokenize == "device" else {}
     device = _open_device(args.device)
     try:
         start = time.perf_counter()
-        run = _run(workflow, device, inputs, mode=args.mode)
+        run = _run(workflow, device, inputs, mode=args.mode, **callbacks)
         elapsed = time.perf_counter() - start
         outputs = run.python_outputs()
         loops = [{"steps": r.steps, "windows": r.windows, "replays": r.replays,
@@ -249,9 +284,12 @@ def cmd_run(args) -> int:
     finally:
         device.close()
     if args.json:
+        text = {"text": "".join(pieces)} if callbacks else {}
         print(json.dumps({"workflow": workflow.name, "backend": args.device, "outputs": outputs,
-                          "loops": loops, "seconds": round(elapsed, 6)}))
+                          "loops": loops, "seconds": round(elapsed, 6), **text}))
     else:
+        if callbacks:
+            print()  # ends the streamed text
         for name, value in outputs.items():
             print(f"{name}: {value}")
         for i, loop in enumerate(loops, 1):  # why generation ended, e.g. a prompt too long
@@ -266,8 +304,12 @@ def cmd_demo(args) -> int:
     from .lm import StreamingDetokenizer, stop_reason
     from .workflow import load_workflow, sample_path
 
-    workflow = load_workflow(sample_path("text_generation_stream_u32"))
+    # --detokenize device: the BPE sample, whose text is detokenized on the device
+    sample = "text_generation_stream_text" if args.detokenize == "device" else \
+        "text_generation_stream_u32"
+    workflow = load_workflow(sample_path(sample))
     inputs = _generation_inputs(args, workflow)
+    _text_delivery(args, workflow)
     prompt = inputs.get("prompt", workflow.inputs["prompt"].value)
     window = inputs.get("window", workflow.inputs["window"].value)
     _check_inputs(workflow, inputs)  # before anything is printed
@@ -293,9 +335,20 @@ def cmd_demo(args) -> int:
         else:
             live.write(text)
 
+    def on_text(piece: str) -> None:  # text detokenized on the device; counted per window
+        live.write(piece, status_line())
+
+    def on_window(report) -> None:
+        if state["start"] is None:
+            state["start"] = time.perf_counter()
+        state["tokens"] = report.tokens_total
+        state["elapsed"] = time.perf_counter() - state["start"]
+
+    delivery = {"on_text": on_text, "on_window": on_window} if args.detokenize == "device" \
+        else {"on_token": on_token}
     live.write(prompt)  # through LiveText, which tracks the cursor column
     try:
-        run = _run(workflow, device, inputs, on_token=on_token, mode=args.mode)
+        run = _run(workflow, device, inputs, mode=args.mode, **delivery)
         loop = run.loops[-1] if run.loops else None
         run.context.close()
     except KeyboardInterrupt:

@@ -3,6 +3,10 @@
 The device layout and the sampling rule are documented once, in csrc/kernels/lm_kernels.inc;
 `pack` writes that layout and `reference_generate` mirrors `lm_decode_step` step for step
 (same hash, same probing, same integer inverse CDF), so the two must agree token for token.
+
+Tokens are `bits` wide: bytes (8, `builtin_table`) or the ids of the shipped BPE vocabulary
+(10, lm/bpe.py). One counter, one packer and one sampler serve both; only the field widths
+and the boundary token (the document boundary and EOS) differ.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import functools
 from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -18,6 +23,8 @@ from .stop import StopFlag
 
 EOS_TOKEN = 0  # byte 0 ends a document in the training text
 MAX_ORDER = 3  # context bytes; the key packs order (top byte) and up to 3 bytes
+BYTE_BITS = 8
+KEY_CONTEXT_BITS = 24  # a key's context field: order * bits must fit (lm_kernels.inc)
 MODEL_MAGIC = 0x464C4D31  # "FLM1"
 HEADER_WORDS = 8
 EMPTY_KEY = 0xFFFFFFFF
@@ -42,11 +49,16 @@ def load_passages(text: str | None = None) -> list[bytes]:
     return [p.encode("utf-8") for p in passages if p]
 
 
-def context_key(order: int, context: int) -> int:
-    """The table key of the last `order` tokens (`context`: most recent in the low byte)."""
+def max_order(bits: int) -> int:
+    """The longest context of `bits`-bit tokens a key holds (3 bytes, 2 BPE tokens)."""
+    return min(MAX_ORDER, KEY_CONTEXT_BITS // bits)
+
+
+def context_key(order: int, context: int, bits: int = BYTE_BITS) -> int:
+    """The table key of the last `order` tokens (`context`: most recent in the low bits)."""
     if order == 0:
         return 0
-    return (order << 24) | (context & ((1 << (8 * order)) - 1))
+    return (order << 24) | (context & ((1 << (bits * order)) - 1))
 
 
 @dataclass(frozen=True)
@@ -54,28 +66,44 @@ class NgramTable:
     order: int
     counts: dict[int, dict[int, int]]  # context key -> {next token: count}
     words: np.ndarray  # the packed device layout (u32)
+    bits: int = BYTE_BITS  # token width
+    boundary: int = EOS_TOKEN  # the document boundary: context before a passage, and EOS
+    vocabulary: str = "bytes"  # what the tokens are: "bytes" or "bpe" (lm/bpe.py)
 
     @property
     def nbytes(self) -> int:
         return int(self.words.nbytes)
 
 
-def count_ngrams(passages: list[bytes], order: int) -> dict[int, dict[int, int]]:
-    """Next-token counts for every context of 0..order bytes. Each passage is read as if
-    preceded by `order` zero bytes (a document boundary) and followed by EOS."""
-    if not 0 <= order <= MAX_ORDER:
-        raise ValueError(f"order must be 0..{MAX_ORDER}, got {order}")
+def _check_width(order: int, bits: int) -> None:
+    if not 1 <= bits <= 16:
+        raise ValueError(f"token width must be 1..16 bits, got {bits}")
+    if not 0 <= order <= max_order(bits):
+        raise ValueError(f"order must be 0..{max_order(bits)} for {bits}-bit tokens (a key holds "
+                         f"{KEY_CONTEXT_BITS} bits of context), got {order}")
+
+
+def count_ngrams(passages: Sequence[Sequence[int]], order: int, bits: int = BYTE_BITS,
+                 boundary: int = EOS_TOKEN) -> dict[int, dict[int, int]]:
+    """Next-token counts for every context of 0..order tokens of `bits` bits (a passage is a
+    token sequence: bytes, or BPE ids). Each passage is read as if preceded by `order`
+    boundary tokens and followed by one (the boundary is the EOS token too)."""
+    _check_width(order, bits)
     counts: dict[int, Counter] = {}
     for passage in passages:
-        if EOS_TOKEN in passage:
-            raise ValueError("the training text may not contain NUL bytes (the EOS token)")
-        seq = bytes(order) + passage + bytes([EOS_TOKEN])
+        tokens = list(passage)
+        if boundary in tokens:
+            raise ValueError(f"the training text may not contain token {boundary} (the "
+                             "boundary and EOS token: for bytes, NUL)")
+        if tokens and not 0 <= max(tokens) < 1 << bits:
+            raise ValueError(f"token {max(tokens)} does not fit {bits} bits")
+        seq = [boundary] * order + tokens + [boundary]
         for t in range(order, len(seq)):
             context = 0
             for i in range(order):
-                context |= seq[t - 1 - i] << (8 * i)
+                context |= seq[t - 1 - i] << (bits * i)
             for o in range(order + 1):
-                counts.setdefault(context_key(o, context), Counter())[seq[t]] += 1
+                counts.setdefault(context_key(o, context, bits), Counter())[seq[t]] += 1
     return {k: dict(v) for k, v in counts.items()}
 
 
@@ -83,42 +111,49 @@ def _slot(key: int, bits: int) -> int:
     return ((key * 0x9E3779B1) & _M32) >> (32 - bits)
 
 
-def pack(counts: dict[int, dict[int, int]], order: int) -> np.ndarray:
+def pack(counts: dict[int, dict[int, int]], order: int, bits: int = BYTE_BITS,
+         boundary: int = EOS_TOKEN) -> np.ndarray:
     """The device layout of lm_kernels.inc: header, keys[slots], spans[slots], entries."""
+    _check_width(order, bits)
     if 0 not in counts:
         raise ValueError("the table needs the order-0 context (an empty training text?)")
-    bits = 4
-    while (1 << bits) < 2 * len(counts):  # load factor <= 1/2 keeps probes short
-        bits += 1
-    slots = 1 << bits
+    slot_bits = 4
+    while (1 << slot_bits) < 2 * len(counts):  # load factor <= 1/2 keeps probes short
+        slot_bits += 1
+    slots = 1 << slot_bits
     keys = np.full(slots, EMPTY_KEY, dtype=np.uint32)
     spans = np.zeros(slots, dtype=np.uint32)
     entries: list[int] = []
     for key in sorted(counts):
-        slot = _slot(key, bits)
+        slot = _slot(key, slot_bits)
         while keys[slot] != EMPTY_KEY:
             slot = (slot + 1) & (slots - 1)
         keys[slot] = key
         first, cumulative = len(entries), 0
         for token, n in sorted(counts[key].items()):
             cumulative += n
-            entries.append((cumulative << 8) | token)
-        if cumulative >= 1 << 24:
-            raise ValueError("training text too large: a context count exceeds 2^24")
-        spans[slot] = (first << 9) | len(counts[key])
+            entries.append((cumulative << bits) | token)
+        if cumulative >= 1 << (32 - bits):
+            raise ValueError(f"training text too large: a context count exceeds 2^{32 - bits}")
+        if first >= 1 << (31 - bits):
+            raise ValueError("training text too large: too many table entries")
+        spans[slot] = (first << (bits + 1)) | len(counts[key])
     header = np.array(
-        [MODEL_MAGIC, bits, order, HEADER_WORDS, HEADER_WORDS + slots,
-         HEADER_WORDS + 2 * slots, len(entries), 0],
+        [MODEL_MAGIC, slot_bits, order, HEADER_WORDS, HEADER_WORDS + slots,
+         HEADER_WORDS + 2 * slots, len(entries), (boundary << 8) | bits],
         dtype=np.uint32,
     )
     return np.concatenate([header, keys, spans, np.array(entries, dtype=np.uint32)])
 
 
-def build_table(passages: list[bytes], order: int = MAX_ORDER) -> NgramTable:
-    counts = count_ngrams(passages, order)
-    words = pack(counts, order)
+def build_table(passages: Sequence[Sequence[int]], order: int = MAX_ORDER,
+                bits: int = BYTE_BITS, boundary: int = EOS_TOKEN,
+                vocabulary: str = "bytes") -> NgramTable:
+    counts = count_ngrams(passages, order, bits, boundary)
+    words = pack(counts, order, bits, boundary)
     words.setflags(write=False)
-    return NgramTable(order=order, counts=counts, words=words)
+    return NgramTable(order=order, counts=counts, words=words, bits=bits, boundary=boundary,
+                      vocabulary=vocabulary)
 
 
 @functools.lru_cache(maxsize=None)
@@ -146,12 +181,13 @@ def sample_random(seed: int, position: int) -> int:
 
 def reference_sample(table: NgramTable, history: list[int], seed: int) -> int:
     position = len(history)
+    mask = (1 << table.bits) - 1
     context = 0
     for i in range(table.order):
-        t = history[position - 1 - i] & 255 if position > i else 0
-        context |= t << (8 * i)
+        t = history[position - 1 - i] & mask if position > i else table.boundary
+        context |= t << (table.bits * i)
     for o in range(table.order, -1, -1):
-        nexts = table.counts.get(context_key(o, context))
+        nexts = table.counts.get(context_key(o, context, table.bits))
         if not nexts:
             continue
         total = sum(nexts.values())
@@ -161,14 +197,17 @@ def reference_sample(table: NgramTable, history: list[int], seed: int) -> int:
             cumulative += n
             if r < cumulative:
                 return token
-    return EOS_TOKEN
+    return table.boundary
 
 
 def reference_generate(table: NgramTable, prompt: list[int], seed: int, max_tokens: int,
-                       eos_token: int = EOS_TOKEN, capacity: int = 1 << 30
+                       eos_token: Optional[int] = None, capacity: int = 1 << 30
                        ) -> tuple[list[int], int]:
     """What prefill + decode steps produce on the device: (generated tokens, stop flag), the
-    flag as lm_decode_step sets it (0 when the step budget ran out first)."""
+    flag as lm_decode_step sets it (0 when the step budget ran out first). `eos_token`
+    defaults to the table's boundary token."""
+    if eos_token is None:
+        eos_token = table.boundary
     history = list(prompt[:capacity])
     if len(prompt) > capacity:
         return [], StopFlag.HISTORY_FULL

@@ -16,14 +16,19 @@ class WorkflowExecutionContext:
     stream_init (under its step's `out` name) to its Channel, for readers.
 
     on_token(token) is called for every token a while_batched loop delivers, in order (when,
-    depends on the loop's mode: runner.py); on_window(report) once per completed window
-    (results.WindowReport). The loops' results are returned by the run, not kept here
+    depends on the loop's mode: runner.py); on_text(piece) instead for a loop whose stream is
+    a byte channel (text detokenized on the device, never split inside a character);
+    on_window(report) once per completed window (results.WindowReport). The loops' results are returned by the run, not kept here
     (executor.WorkflowRun.loops).
     """
 
     def __init__(self, device: Union[Device, str] = "cpu", *,
                  on_token: Optional[Callable[[int], None]] = None,
-                 on_window: Optional[Callable] = None) -> None:
+                 on_window: Optional[Callable] = None,
+                 on_text: Optional[Callable[[str], None]] = None) -> None:
+        if on_token is not None and on_text is not None:
+            raise ValueError("give on_token or on_text, not both: a run delivers through one "
+                             "path (tokens from u32 channels, text from byte channels)")
         self._owns_device = isinstance(device, str)
         self.device: Device = Device(device) if isinstance(device, str) else device
         self.queue = self.device.new_queue()
@@ -31,11 +36,15 @@ class WorkflowExecutionContext:
         self.channels: dict[str, Channel] = {}
         self.on_token = on_token
         self.on_window = on_window
+        self.on_text = on_text
         self.overshoot = None  # overshoot.Overshoot while an overshooting loop encodes its body
         self._open: Optional[CommandBuffer] = None
         self._last_committed: Optional[CommandBuffer] = None
         self._constants: dict[int, TensorArg] = {}
-        self.lm_tables: set[int] = set()  # ids of the buffers lm_load filled (device memory)
+        # lm_load's tables (in device memory, so known by identity): buffer id -> NgramTable
+        self.lm_tables: dict[int, object] = {}
+        # lm_vocabulary's tables, likewise: buffer id -> lm.vocab.Vocabulary
+        self.vocabularies: dict[int, object] = {}
 
     # ---- command buffers --------------------------------------------------------------
 

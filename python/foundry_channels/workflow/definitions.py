@@ -56,3 +56,12 @@ def pushes_into(body: tuple[Step, ...], channel: str) -> list[Step]:
     lm_decode_step's fused `stream`)."""
     return [s for s in body if any("channel" in s.spec.args[name].kinds and value == channel
                                    for name, value in s.args.items())]
+
+
+def text_streams(steps: tuple[Step, ...]) -> list[str]:
+    """The byte channels (stream_init with "bytes": true, or a name: known only at run time)
+    that a while_batched loop streams: the loops that deliver text (on_text)."""
+    byte_channels = {s.out for s in steps
+                     if s.op == "stream_init" and s.args.get("bytes", False) is not False}
+    return [s.args["stream"] for s in steps
+            if s.op == "while_batched" and s.args.get("stream") in byte_channels]

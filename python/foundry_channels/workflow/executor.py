@@ -144,17 +144,21 @@ class WorkflowRun:
 def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str] = "cpu", *,
                  inputs: Optional[dict] = None, on_token: Optional[Callable[[int], None]] = None,
                  on_window: Optional[Callable] = None,
-                 mode: Optional[str] = None) -> WorkflowRun:
+                 mode: Optional[str] = None,
+                 on_text: Optional[Callable[[str], None]] = None) -> WorkflowRun:
     """Loads (if needed) and runs a workflow. The returned run's context keeps the channels
     (`run.context.channels`); close it (`run.context.close()`) when the device was opened
     here by name. `mode` (windowed / throughput / interactive) overrides the loops' mode;
-    `run.loops` holds each loop's LoopResult."""
+    `run.loops` holds each loop's LoopResult. A loop streaming into a byte channel (text
+    detokenized on the device) hands text pieces to `on_text` instead of tokens to
+    `on_token`; give one of the two."""
     if not isinstance(workflow, Workflow):
         workflow = load_workflow(workflow)
     # The run's mode is checked here, before any device work; a loop's own mode was checked
     # when the workflow was loaded (its Arg choices).
     options = {"mode": check_mode(mode) if mode is not None else None}
-    ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window)
+    ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window,
+                                   on_text=on_text)
     try:
         ctx.values.update(bind_inputs(workflow, inputs or {}))
         ctx.values.update({name: decl.value for name, decl in workflow.values.items()})

@@ -273,8 +273,9 @@ def _check_overshoot(doc: dict, steps: tuple[Step, ...]) -> list[tuple[str, str]
             problems.append((where, "overshoot needs the loop's device 'stop' flag: it marks "
                              "the point the state is rolled back to"))
         for body_step in loop.body:
-            if body_step.op == "stream_write_u32" and "stop" not in body_step.args:
-                problems.append((f"{body_step.path}.stop (stream_write_u32)",
+            pushes = any("channel" in arg.kinds for arg in body_step.spec.args.values())
+            if pushes and "stop" in body_step.spec.args and "stop" not in body_step.args:
+                problems.append((f"{body_step.path}.stop ({body_step.op})",
                                  "in an overshooting loop every push must be predicated on "
                                  "the device stop flag: add 'stop', or tokens computed past "
                                  "EOS would reach the channel"))

@@ -38,7 +38,7 @@ class Arg:
     kinds: tuple[str, ...]
     required: bool = True
     default: Any = None
-    dtype: Optional[str] = None  # tensors: the dtype required
+    dtype: Optional[str] = None  # tensors: the dtype required; channels: the item type
     shape: Optional[tuple[int, ...]] = None  # tensors: the shape required (None: any)
     choices: tuple[str, ...] = ()
     minimum: int = 0  # u32 literals
@@ -56,9 +56,9 @@ class Arg:
     def accepts(self, t: ValueType) -> bool:
         if t.kind not in self.kinds:
             return False
+        if t.kind in ("tensor", "channel") and self.dtype and t.dtype and t.dtype != self.dtype:
+            return False
         if t.kind == "tensor":
-            if self.dtype and t.dtype and t.dtype != self.dtype:
-                return False
             if self.shape is not None and t.shape is not None and t.shape != self.shape:
                 return False
         return True
@@ -74,6 +74,8 @@ class Arg:
                 parts.append("a bool (true/false or name)")
             elif kind == "tensor":
                 parts.append("the name of a " + ValueType("tensor", self.dtype, self.shape).describe())
+            elif kind == "channel":
+                parts.append("the name of a " + ValueType("channel", self.dtype).describe())
             elif kind == "shape":
                 parts.append("a shape (list of positive ints)")
             elif kind == "choice":
@@ -97,6 +99,9 @@ class OpSpec:
     has_body: bool = False
     check: Optional[Callable] = None  # extra load-time rules: check(step_dict) -> [(suffix, msg)]
     doc: str = ""
+    # Channel items one run of the step pushes at most (None: 1), pushes(ctx, step): the
+    # streaming runner sizes its windows by it (detok_push: the longest token's items).
+    pushes: Optional[Callable] = None
 
     def output_type(self, step: dict) -> Optional[ValueType]:
         if callable(self.output):
@@ -110,7 +115,8 @@ RESERVED_KEYS = ("op", "out", "body", "comment")
 
 def register_op(name: str, *, args: Optional[dict[str, Arg]] = None, output: OutputType = None,
                 output_required: bool = True, category: str = "step", has_body: bool = False,
-                check: Optional[Callable] = None, doc: str = "") -> Callable:
+                check: Optional[Callable] = None, doc: str = "",
+                pushes: Optional[Callable] = None) -> Callable:
     """Decorator: register `fn(ctx, args, step)` as op `name`."""
     if category not in CATEGORIES:
         raise ValueError(f"register_op({name!r}): category must be one of {CATEGORIES}")
@@ -123,7 +129,8 @@ def register_op(name: str, *, args: Optional[dict[str, Arg]] = None, output: Out
             raise ValueError(f"op {name!r} is already registered")
         REGISTRY[name] = OpSpec(name=name, run=fn, args=dict(args or {}), output=output,
                                 output_required=output_required, category=category,
-                                has_body=has_body, check=check, doc=doc or (fn.__doc__ or ""))
+                                has_body=has_body, check=check, doc=doc or (fn.__doc__ or ""),
+                                pushes=pushes)
         return fn
 
     return decorate

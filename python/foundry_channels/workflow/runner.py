@@ -13,7 +13,8 @@ instead (streaming.py): "throughput" keeps two large windows in flight so the de
 idles; "interactive" grows the window 1, 2, 4, ... up to `window` for a fast first token;
 both shrink the windows to what the channel holds (streaming.pipeline). A run delivers
 tokens through exactly one path: the per-window collected tokens ("windowed") or the
-channel drain (the streaming modes), never both. Either runner reports each completed window
+channel drain (the streaming modes), never both; a loop streaming into a byte channel
+delivers text (on_text, streaming modes only: text_delivery.py) instead of tokens. Either runner reports each completed window
 through the loop's reporter (reporting.py); the results are plain data (results.py).
 """
 
@@ -54,6 +55,11 @@ class WindowedLoop:
             raise ValueError(f"mode '{mode}' drains 'stream', but the body pushes nothing into it")
         if collect is not None and stop is None:
             raise ValueError(COLLECT_NEEDS_STOP)
+        if mode not in STREAMING_MODES and ctx.on_text is not None and stream is not None \
+                and stream.bytes is not None:
+            raise ValueError("on_text: a byte channel's text is delivered by the streaming modes "
+                             "(throughput, interactive); mode 'windowed' hands over the "
+                             "collected token ids (on_token)")
         self.mode = mode
         self.stream = stream
         self.pushes_per_step = pushes_per_step

@@ -4,7 +4,8 @@ A value is one of:
   u32       a Python int in 0..2^32-1 (a scalar known on the CPU)
   bool, str CPU constants (flags, prompts)
   tensor    `TensorArg`: a device buffer with a dtype and a shape
-  channel   `Channel`: a ChannelU32 registered in the run's `ctx.channels`
+  channel   `Channel`: a ChannelU32 registered in the run's `ctx.channels`; its item type
+            (ValueType.dtype) is "u32" (tokens) or "bytes" (a ByteChannel: text)
 
 Channel is its own variant, not a tensor: its buffers have a moving cursor and drop-oldest
 validity, so reading one as a tensor (or writing a tensor op's output into one) is an error.
@@ -19,22 +20,28 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .._core import Buffer, ChannelU32, ChannelU32Reader
+from ..byte_channel import ByteChannel, ByteReader
 
 U32_MAX = 0xFFFFFFFF
 DTYPES = {"u32": np.uint32, "i32": np.int32, "f32": np.float32}
 VALUE_KINDS = ("u32", "bool", "str", "tensor", "channel")
+CHANNEL_ITEMS = ("u32", "bytes")  # a channel value's dtype: what its items are
 
 
 @dataclass(frozen=True)
 class ValueType:
-    """What is known of a value before the run: its kind, and a tensor's dtype and shape
-    (shape None: only known at run time)."""
+    """What is known of a value before the run: its kind, a tensor's dtype and shape (shape
+    None: only known at run time), a channel's item type as its dtype (None: only known at
+    run time)."""
 
     kind: str
     dtype: Optional[str] = None
     shape: Optional[tuple[int, ...]] = None
 
     def describe(self) -> str:
+        if self.kind == "channel":
+            items = {"u32": " of u32 items", "bytes": " of bytes"}.get(self.dtype, "")
+            return "channel" + items
         if self.kind != "tensor":
             return self.kind
         shape = "" if self.shape is None else "[" + ", ".join(map(str, self.shape)) + "]"
@@ -94,17 +101,34 @@ class TensorArg:
 
 @dataclass(frozen=True)
 class Channel:
-    """A ChannelU32 as a workflow value, registered by name in ctx.channels."""
+    """A channel as a workflow value, registered by name in ctx.channels. `channel` is the
+    ChannelU32 the device pushes into (init, close and pushes take it); a byte channel also
+    has `bytes`, the ByteChannel over it (its items pack the bytes of strings)."""
 
     name: str
     channel: ChannelU32
+    bytes: Optional[ByteChannel] = None
+
+    @classmethod
+    def of_bytes(cls, name: str, channel: ByteChannel) -> "Channel":
+        return cls(name, channel.channel, channel)
+
+    @property
+    def items(self) -> str:
+        """The item type (CHANNEL_ITEMS): "bytes" for a byte channel, else "u32"."""
+        return "bytes" if self.bytes is not None else "u32"
 
     @property
     def capacity(self) -> int:
+        """In items (u32 slots), as the runners size their windows."""
         return self.channel.capacity
 
-    def reader(self) -> ChannelU32Reader:
-        return self.channel.reader()
+    def reader(self, **options) -> Union[ChannelU32Reader, ByteReader]:
+        """A reader of the items (u32) or of the strings and text (byte channel); `options`
+        go to ChannelU32.reader."""
+        if self.bytes is not None:
+            return ByteReader(self.bytes, **options)
+        return self.channel.reader(**options)
 
 
 Value = Union[int, bool, str, TensorArg, Channel]
@@ -121,7 +145,7 @@ def type_of(value: Any) -> ValueType:
     if isinstance(value, TensorArg):
         return ValueType("tensor", value.dtype, value.shape)
     if isinstance(value, Channel):
-        return ValueType("channel")
+        return ValueType("channel", value.items)
     raise TypeError(f"{type(value).__name__} is not a workflow value (kinds: {', '.join(VALUE_KINDS)})")
 
 
@@ -130,7 +154,7 @@ def to_python(value: Value) -> Any:
     if isinstance(value, TensorArg):
         return value.tolist()
     if isinstance(value, Channel):
-        return {"channel": value.name, "capacity": value.capacity}
+        return {"channel": value.name, "capacity": value.capacity, "items": value.items}
     if isinstance(value, np.integer):
         return int(value)
     return value

@@ -41,7 +41,8 @@ def _check(step: dict) -> list[tuple[str, str]]:
                           "'throughput' (drain 'stream' while large windows run back to back) "
                           "or 'interactive' (drain 'stream'; windows grow 1, 2, 4, ...)"),
           "stream": Arg(("channel",), required=False,
-                        doc="the channel the body writes tokens to; drained in streaming modes"),
+                        doc="the channel the body writes tokens to (a byte channel: their text, "
+                            "delivered to on_text); drained in streaming modes"),
           "overshoot": Arg(("bool",), required=False, default=False,
                            doc="opt-in: decode steps keep computing past the stop (pushes stay "
                                "predicated) and the state is rolled back after the loop")},
@@ -57,7 +58,10 @@ def while_batched(ctx, args, step):
     `out` names (executor.run_step). `mode` is already resolved: the run's mode when one was
     given, else the step's (Arg.run_option). WindowedLoop checks window and mode."""
     stream = args["stream"]
-    pushes = len(pushes_into(step.body, step.args["stream"])) if stream is not None else 0
+    # Items the body pushes into the stream per step: one per push, or what the op declares
+    # (detok_push: its vocabulary's longest token).
+    pushes = sum(s.spec.pushes(ctx, s) if s.spec.pushes else 1
+                 for s in pushes_into(step.body, step.args["stream"])) if stream is not None else 0
     loop = WindowedLoop(ctx, lambda: run_steps(ctx, step.body), max_steps=args["max_steps"],
                         window=args["window"], stop=args["stop"], collect=args["collect"],
                         mode=args["mode"], stream=stream, pushes_per_step=pushes)

@@ -1,9 +1,13 @@
-"""Ops of the sample n-gram language model (kernels: csrc/kernels/lm_kernels.inc)."""
+"""Ops of the sample n-gram language model (kernels: csrc/kernels/lm_kernels.inc).
+
+The model samples bytes (vocabulary "bytes") or the shipped BPE vocabulary's tokens ("bpe",
+lm/bpe.py); the ops know a table's vocabulary from lm_load (ctx.lm_tables) or, for a table a
+program made, from its header."""
 
 from __future__ import annotations
 
-from ...lm import EOS_TOKEN, MAX_ORDER, builtin_table, detokenize, encode_prompt
-from ...lm.ngram import MODEL_MAGIC
+from ...lm import MAX_ORDER, builtin_table, detokenize, encode_prompt
+from ...lm.ngram import BYTE_BITS, MODEL_MAGIC, NgramTable
 from ..overshoot import active as active_overshoot
 from ..registry import Arg, register_op
 from ..values import TensorArg, ValueType
@@ -14,10 +18,25 @@ HISTORY = Arg(("tensor",), dtype="u32", doc="every token so far, u32[capacity]")
 STOP = Arg(("tensor",), **U32_1, doc="device stop flag")
 
 
+VOCABULARIES = ("bytes", "bpe")
+
+
+def _table(vocabulary: str, order) -> NgramTable:
+    if vocabulary == "bpe":
+        from ...lm.bpe import BPE_MAX_ORDER, bpe_table  # needs `tokenizers`: imported on use
+
+        return bpe_table(BPE_MAX_ORDER if order is None else order)
+    return builtin_table(MAX_ORDER if order is None else order)
+
+
 @register_op(
     "lm_load",
-    args={"order": Arg(("u32",), required=False, default=MAX_ORDER, maximum=MAX_ORDER,
-                       doc="context bytes of the n-gram model")},
+    args={"order": Arg(("u32",), required=False, default=None, maximum=MAX_ORDER,
+                       doc="context tokens of the n-gram model (default and most: 3 bytes, "
+                           "2 BPE tokens)"),
+          "vocabulary": Arg(("choice",), required=False, default="bytes", choices=VOCABULARIES,
+                            doc="'bytes' (token = byte) or 'bpe': the shipped 1024-token "
+                                "byte-level BPE, detokenized on the device by detok_push")},
     output=ValueType("tensor", "u32"),
     category="setup",
 )
@@ -26,23 +45,33 @@ def lm_load(ctx, args, step):
     memory: every decode step reads it, and on a discrete GPU a read of shared (host-mapped)
     memory crosses the bus. The copy runs on the device from a shared staging buffer, which
     the command buffer keeps alive until the copy is done."""
-    staging = TensorArg.from_array(ctx.device, builtin_table(args["order"]).words)
+    table = _table(args["vocabulary"], args["order"])
+    staging = TensorArg.from_array(ctx.device, table.words)
     model = TensorArg(ctx.device.buffer(staging.nbytes, storage="private"), "u32", staging.shape)
     ctx.command_buffer().dispatch("buffer_copy_u32", staging.numel, source=staging.buffer,
                                   destination=model.buffer, words=staging.numel)
-    ctx.lm_tables.add(id(model.buffer))
+    ctx.lm_tables[id(model.buffer)] = table
     return model
 
 
 @register_op(
     "lm_prefill",
     args={"state": STATE, "history": HISTORY, "stop": STOP,
-          "prompt": Arg(("str",), doc="prompt text (UTF-8 bytes are the tokens)")},
+          "prompt": Arg(("str",), doc="prompt text"),
+          "model": Arg(("tensor",), dtype="u32", required=False,
+                       doc="the table from lm_load: the prompt is tokenized with its "
+                           "vocabulary (default: bytes, the UTF-8 bytes are the tokens)")},
     category="setup",
 )
 def lm_prefill(ctx, args, step):
     """Appends the prompt's tokens to the history on the device and starts a turn."""
-    tokens = encode_prompt(args["prompt"])
+    vocabulary = "bytes" if args["model"] is None else model_info(ctx, args["model"])[0]
+    if vocabulary == "bpe":
+        from ...lm.bpe import encode_prompt_bpe
+
+        tokens = encode_prompt_bpe(args["prompt"])
+    else:
+        tokens = encode_prompt(args["prompt"])
     prompt = TensorArg.from_array(ctx.device, tokens or [0])
     ctx.command_buffer().dispatch(
         "lm_prefill", 1, state=args["state"].buffer, history=args["history"].buffer,
@@ -56,10 +85,12 @@ def lm_prefill(ctx, args, step):
           "state": STATE, "history": HISTORY, "stop": STOP,
           "token": Arg(("tensor",), **U32_1, doc="receives the sampled token"),
           "seed": Arg(("u32",)),
-          "eos_token": Arg(("u32",), required=False, default=EOS_TOKEN),
+          "eos_token": Arg(("u32",), required=False, default=None,
+                           doc="the token that ends the turn (default: the model's end of text: "
+                               "byte 0, or the BPE token of the NUL byte)"),
           "max_tokens": Arg(("u32",), required=False, default=0,
                             doc="tokens per turn after which the step stops (0: no limit)"),
-          "stream": Arg(("channel",), required=False,
+          "stream": Arg(("channel",), required=False, dtype="u32",
                         doc="push each visible token into this channel from the step kernel "
                             "itself (fused: no separate stream_write_u32 dispatch)")},
 )
@@ -69,8 +100,8 @@ def lm_decode_step(ctx, args, step):
     the enclosing loop overshoots (overshoot.py): then later steps still sample and advance
     the history, invisibly, and the loop rolls the state back to the stop point after."""
     model = args["model"]
-    if not is_model_table(ctx, model):
-        raise ValueError("model: the tensor is not an n-gram table made by lm_load")
+    _, model_eos = model_info(ctx, model)
+    eos = model_eos if args["eos_token"] is None else args["eos_token"]
     state, history, stop = args["state"], args["history"], args["stop"]
     overshoot = active_overshoot(ctx)
     if overshoot is not None:
@@ -79,7 +110,7 @@ def lm_decode_step(ctx, args, step):
     stream = args["stream"]
     ctx.command_buffer().dispatch(
         "lm_decode_step", 1, model=model.buffer, state=state.buffer, history=history.buffer,
-        out=args["token"].buffer, stop=stop.buffer, seed=args["seed"], eos=args["eos_token"],
+        out=args["token"].buffer, stop=stop.buffer, seed=args["seed"], eos=eos,
         max_tokens=args["max_tokens"], history_capacity=history.numel,
         overshoot=1 if overshoot is not None else 0,
         stream=stream.channel if stream is not None else None,
@@ -87,14 +118,19 @@ def lm_decode_step(ctx, args, step):
         stream_capacity=stream.capacity if stream is not None else 0)
 
 
-def is_model_table(ctx, model: TensorArg) -> bool:
-    """lm_load's tables live in device memory, where the CPU cannot check them: they are
-    known by identity. A shared tensor (made by a program) must carry the table's magic."""
-    if id(model.buffer) in ctx.lm_tables:
-        return True
-    if model.buffer.storage != "shared":
-        return False
-    return model.numel >= 8 and int(model.numpy().reshape(-1)[0]) == MODEL_MAGIC
+def model_info(ctx, model: TensorArg) -> tuple[str, int]:
+    """(vocabulary, EOS token) of an n-gram table; ValueError for a tensor that is none.
+    lm_load's tables live in device memory, where the CPU cannot check them: they are known
+    by identity. A shared tensor (made by a program) must carry the table's magic; its header
+    word 7 gives the token width and the boundary (EOS) token (lm_kernels.inc)."""
+    table = ctx.lm_tables.get(id(model.buffer))
+    if table is not None:
+        return table.vocabulary, table.boundary
+    words = model.numpy().reshape(-1) if model.buffer.storage == "shared" else None
+    if words is None or model.numel < 8 or int(words[0]) != MODEL_MAGIC:
+        raise ValueError("model: the tensor is not an n-gram table made by lm_load")
+    bits = int(words[7]) & 255
+    return ("bytes" if bits in (0, BYTE_BITS) else "bpe"), int(words[7]) >> 8
 
 
 def encode_rollback(ctx, state, history, stop) -> None:

@@ -1,8 +1,10 @@
-"""Channel ops: stream_init, stream_write_u32, stream_flush, stream_close."""
+"""Channel ops: stream_init (u32 or byte channels), stream_write_u32, stream_flush,
+stream_close. A byte channel's text pushes are in ops/text.py (detok_push)."""
 
 from __future__ import annotations
 
 from ..._core import ChannelU32
+from ...byte_channel import ByteChannel, byte_capacity_problem
 from ...limits import capacity_problem
 from ..registry import Arg, register_op
 from ..values import Channel, TensorArg, ValueType
@@ -10,26 +12,49 @@ from ..values import Channel, TensorArg, ValueType
 U32_1 = dict(dtype="u32", shape=(1,))
 
 
+def _capacity_problem(capacity, of_bytes: bool):
+    return byte_capacity_problem(capacity) if of_bytes else capacity_problem(capacity)
+
+
 def _capacity(step: dict) -> list[tuple[str, str]]:
-    """A literal capacity is checked at load time; one given by name when the step runs."""
-    capacity = step.get("capacity")
-    problem = None if isinstance(capacity, str) else capacity_problem(capacity)
+    """A literal capacity is checked at load time; one given by name when the step runs (as is
+    a capacity whose `bytes` is given by name: its unit is known only then)."""
+    capacity, of_bytes = step.get("capacity"), step.get("bytes", False)
+    if isinstance(capacity, str) or isinstance(of_bytes, str):
+        return []
+    problem = _capacity_problem(capacity, of_bytes)
     return [(".capacity", f"capacity {problem}")] if problem else []
+
+
+def _channel_type(step: dict) -> ValueType:
+    """A literal `bytes` fixes the item type at load time; one given by name, at run time."""
+    of_bytes = step.get("bytes", False)
+    if isinstance(of_bytes, str):
+        return ValueType("channel")
+    return ValueType("channel", "bytes" if of_bytes else "u32")
 
 
 @register_op(
     "stream_init",
-    args={"capacity": Arg(("u32",), minimum=1, doc="ring size in items, a power of two")},
-    output=ValueType("channel"),
+    args={"capacity": Arg(("u32",), minimum=1,
+                          doc="ring size: in items, a power of two; with bytes, in bytes (the "
+                              "ring holds at least that many)"),
+          "bytes": Arg(("bool",), required=False, default=False,
+                       doc="a byte channel (byte strings, read as text) instead of u32 items")},
+    output=_channel_type,
     category="setup",
     check=_capacity,
 )
 def stream_init(ctx, args, step):
-    """Allocates a ChannelU32, encodes its init and registers it as ctx.channels[out]."""
-    problem = capacity_problem(args["capacity"])
+    """Allocates a ChannelU32 (or a ByteChannel), encodes its init and registers it as
+    ctx.channels[out]."""
+    problem = _capacity_problem(args["capacity"], args["bytes"])
     if problem:
         raise ValueError(f"capacity {problem}")
-    channel = Channel(step.out, ChannelU32(ctx.device, args["capacity"]))
+    if args["bytes"]:
+        channel = Channel.of_bytes(step.out, ByteChannel(ctx.device, args["capacity"]))
+    else:
+        channel = Channel(step.out, ChannelU32(ctx.device, args["capacity"]))
     ctx.command_buffer().channel_init(channel.channel)
     ctx.channels[step.out] = channel
     return channel
@@ -37,7 +62,8 @@ def stream_init(ctx, args, step):
 
 @register_op(
     "stream_write_u32",
-    args={"channel": Arg(("channel",)),
+    args={"channel": Arg(("channel",), dtype="u32",
+                         doc="a u32 channel (a byte channel's items pack bytes: detok_push)"),
           "value": Arg(("u32", "tensor"), **U32_1,
                        doc="a u32 known on the CPU, or a u32[1] tensor written on the device"),
           "stop": Arg(("tensor",), required=False, **U32_1,
