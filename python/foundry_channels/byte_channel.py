@@ -167,6 +167,15 @@ class ByteReader:
                 return done
         return None
 
+    @property
+    def wait_strategy(self) -> str:
+        """The wait strategy of the underlying reader (README, "Waiting")."""
+        return self._items.wait_strategy
+
+    @wait_strategy.setter
+    def wait_strategy(self, kind: str) -> None:
+        self._items.wait_strategy = kind
+
     def skip_to_end(self) -> None:
         """Skips every string readable now (a reader that wants only what comes next; the
         device publishes each string whole, so the next item read starts a string)."""

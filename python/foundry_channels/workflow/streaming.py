@@ -24,6 +24,7 @@ from typing import Iterator
 import numpy as np
 
 from .results import LoopResult
+from .text_delivery import open_reader
 
 MAX_IN_FLIGHT = 2  # windows committed ahead: one running, one queued behind it
 WAIT_SLICE_S = 0.05  # upper bound of one wait; it also ends when the oldest window finishes
@@ -70,7 +71,8 @@ def run_streaming(loop) -> LoopResult:
     channel = loop.stream
     max_in_flight, window = pipeline(channel.capacity, loop.window, loop.pushes_per_step)
     out = np.empty(min(channel.capacity, DRAIN_BATCH), dtype=np.uint32)
-    on_token = ctx.on_token
+    # A byte channel delivers text (on_text, through its reader: text_delivery.py) instead.
+    on_token = ctx.on_token if channel.bytes is None else None
     start = time.perf_counter()
     result = LoopResult(steps=0, windows=0, stop_flag=0, tokens=None, mode=loop.mode)
     in_flight: deque = deque()
@@ -89,7 +91,8 @@ def run_streaming(loop) -> LoopResult:
             result.delivered += n
         return n
 
-    with channel.reader() as reader:  # closed at the end: a channel has one reader at a time
+    # closed at the end: a channel has one reader at a time
+    with open_reader(channel, ctx.on_text) as reader:
         reader.wait_strategy = WAIT_STRATEGY
         # This loop's tokens only: skip what the channel got before the loop (the tokens of
         # a windowed loop, which nobody read, a value pushed before the loop). loop.run

@@ -22,6 +22,15 @@ class TextDrain:
         self._reader = channel.reader(**reader_options)
         self._on_text = on_text
 
+    @property
+    def wait_strategy(self) -> str:
+        """The wait strategy of the underlying reader (README, "Waiting")."""
+        return self._reader.wait_strategy
+
+    @wait_strategy.setter
+    def wait_strategy(self, kind: str) -> None:
+        self._reader.wait_strategy = kind
+
     def skip_to_end(self) -> None:
         self._reader.skip_to_end()
 
