@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported when a loop runs, not by `import foundry_channels`
+    import numpy as np
 
 
 @dataclass
@@ -35,13 +36,15 @@ class DriveResult:
 
 
 def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
-                     on_tokens: Optional[Callable[[np.ndarray], object]] = None, *,
+                     on_tokens: Optional[Callable[["np.ndarray"], object]] = None, *,
                      done: Optional[Callable[[], bool]] = None, batch: int = 4096,
                      wait_slice_s: float = 0.05) -> DriveResult:
     """Calls `launch(i)` for i in range(steps), draining `reader` (non-blocking) after each;
     then, if `done` is given, keeps draining (blocking waits of at most `wait_slice_s`, GIL
     released) until `done()` is true and nothing is left; else drains what is readable once.
     Returns the counts and the first-token time."""
+    import numpy as np
+
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     out = np.empty(batch, dtype=np.uint32)
