@@ -73,7 +73,8 @@ def test_named_dispatch_refuses_bad_arguments_before_recording(cpu_device, kwarg
 
 def test_a_channel_argument_must_be_a_channel(cpu_device):
     cb = cpu_device.new_queue().command_buffer()
-    with pytest.raises(TypeError, match="argument 'channel' must be a ChannelU32, got Buffer"):
+    with pytest.raises(TypeError, match="argument 'channel' must be a ChannelU32 or "
+                                        "RecordChannel, got Buffer"):
         cb.dispatch("channel_u32_close", 1, channel=cpu_device.buffer(64))
 
 

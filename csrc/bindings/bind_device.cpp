@@ -3,6 +3,7 @@
 
 #include "bindings/bind_common.hpp"
 #include "channel/channel.hpp"
+#include "channel/record_channel.hpp"
 #include "device/device.hpp"
 
 namespace fc::bind {
@@ -35,7 +36,7 @@ py::array buffer_view(const std::shared_ptr<Buffer>& buffer, py::handle owner) {
 const char* kind_name(ParamKind kind) {
   switch (kind) {
     case ParamKind::Buffer: return "a Buffer";
-    case ParamKind::Channel: return "a ChannelU32";
+    case ParamKind::Channel: return "a ChannelU32 or RecordChannel";
     case ParamKind::U32: return "a u32 int";
   }
   return "?";
@@ -89,6 +90,15 @@ void dispatch_by_name(CommandBuffer& cb, const std::string& kernel, const py::ob
         buffers[p.slot] = value.cast<std::shared_ptr<Buffer>>();
         break;
       case ParamKind::Channel: {
+        // A record channel has a u32 channel's header and cursor (record_kernels.inc), so a
+        // kernel can push records from inside its body (the denoise sample's steps).
+        if (py::isinstance<RecordChannel>(value)) {
+          const ChannelArg ch = value.cast<std::shared_ptr<RecordChannel>>()->kernel_buffers();
+          buffers[p.slot] = ch.header.buffer;
+          buffers[p.slot + 1] = ch.data.buffer;
+          buffers[p.slot + 2] = ch.cursor.buffer;
+          break;
+        }
         if (!py::isinstance<ChannelU32>(value)) throw wrong_type();
         const auto ch = value.cast<std::shared_ptr<ChannelU32>>();
         buffers[p.slot] = ch->header_buffer();

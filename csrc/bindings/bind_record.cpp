@@ -48,6 +48,9 @@ foundry_channels.Channel, which adds the dtype and shape.)doc")
            py::arg("device"), py::arg("capacity"), py::arg("record_bytes"))
       .def_property_readonly("capacity", &RecordChannel::capacity)
       .def_property_readonly("record_bytes", &RecordChannel::record_bytes)
+      .def_property_readonly("stride_words", &RecordChannel::stride_words,
+                             "Words between payload slots: a kernel that pushes records from "
+                             "its body (record_kernels.inc) takes it as its `stride`.")
       .def_property_readonly("device", &RecordChannel::device)
       .def("encode_init", &RecordChannel::encode_init, py::arg("command_buffer"))
       .def(
