@@ -5,6 +5,7 @@
     stream              a plain channel stream: items as they arrive, then a summary
     selftest            check channels on a device (the Mac checklist of docs/metal.md)
     backends            which backends can run here, and why the others cannot
+    denoise             streaming previews from an iterative device loop, written as PNGs
 
 Exit codes: 0 done, 1 the run failed, 2 bad arguments or an invalid workflow (one line on
 stderr), 130 interrupted (Ctrl-C at any point: one line on stderr, no traceback).
@@ -165,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     backends = sub.add_parser("backends", help="list backends and whether they can run here",
                               description="List the backends and why any cannot run here.")
     backends.set_defaults(handler=cmd_backends)
+
+    from .samples import denoise_cli  # the previews sample: its own module
+
+    denoise_cli.add_command(sub, _add_device)
     return parser
 
 
