@@ -57,6 +57,34 @@ void bind_cuda_bench(py::module_& m) {
       },
       py::arg("device"), py::arg("pushes") = 100000,
       "Benchmark: GPU-timeline cost of one push (inside a kernel; as a kernel in a graph).");
+  m.def(
+      "cuda_bench_record_rate",
+      [](const std::shared_ptr<Device>& device, uint64_t record_bytes, uint32_t count) {
+        cuda::RecordRateResult r;
+        {
+          ReleaseGil nogil;
+          r = cuda::bench_record_rate(device, record_bytes, count);
+        }
+        return py::dict(py::arg("push_gbps") = r.push_gbps, py::arg("memcpy_gbps") = r.memcpy_gbps,
+                        py::arg("delivered_gbps") = r.delivered_gbps,
+                        py::arg("delivered") = r.delivered, py::arg("dropped") = r.dropped);
+      },
+      py::arg("device"), py::arg("record_bytes"), py::arg("count"),
+      "Benchmark: record push payload rate vs cudaMemcpyAsync device -> pinned host.");
+  m.def(
+      "cuda_bench_record_latency",
+      [](const std::shared_ptr<Device>& device, uint64_t record_bytes, uint32_t count,
+         uint32_t gap_ns) {
+        cuda::RecordLatencyResult r;
+        {
+          ReleaseGil nogil;
+          r = cuda::bench_record_latency(device, record_bytes, count, gap_ns);
+        }
+        return py::dict(py::arg("latency_us") = r.latency_us,
+                        py::arg("clock_error_us") = r.clock_error_us);
+      },
+      py::arg("device"), py::arg("record_bytes"), py::arg("count"), py::arg("gap_ns") = 20000,
+      "Benchmark: GPU write -> CPU reader latency of small records pushed inside a kernel.");
 }
 
 }  // namespace fc::bind

@@ -493,4 +493,10 @@ PushCostResult bench_push_cost(const std::shared_ptr<Device>& device, uint32_t p
   return r;
 }
 
+ClockFitResult clock_fit(const std::shared_ptr<Device>& device) {
+  Bench b(device);
+  const ClockFit fit = calibrate(b, 200);
+  return {fit.offset_ns, fit.error_ns};
+}
+
 }  // namespace fc::cuda

@@ -42,4 +42,33 @@ struct PushCostResult {
 };
 PushCostResult bench_push_cost(const std::shared_ptr<Device>& device, uint32_t pushes);
 
+// %globaltimer minus the CPU's steady clock, from GPU<->CPU ping-pong round trips; error_ns
+// bounds the offset's error (half the shortest trip).
+struct ClockFitResult {
+  double offset_ns = 0;
+  double error_ns = 0;
+};
+ClockFitResult clock_fit(const std::shared_ptr<Device>& device);
+
+// Record channels (cuda_record_bench.cu): `count` pushes of `record_bytes` (GPU time) against
+// cudaMemcpyAsync device -> pinned host of the same bytes, a reader draining meanwhile.
+struct RecordRateResult {
+  double push_gbps = 0;       // payload bytes pushed per second of GPU time
+  double memcpy_gbps = 0;     // the copy engine, device -> pinned host, same run
+  double delivered_gbps = 0;  // what the CPU reader copied out per wall-clock second
+  uint64_t delivered = 0;
+  uint64_t dropped = 0;
+};
+RecordRateResult bench_record_rate(const std::shared_ptr<Device>& device, uint64_t record_bytes,
+                                   uint32_t count);
+
+// Small records pushed from inside the kernel that made them, one every `gap_ns`: the time from
+// the GPU's write (%globaltimer) to a spinning CPU reader's copy.
+struct RecordLatencyResult {
+  std::vector<double> latency_us;
+  double clock_error_us = 0;
+};
+RecordLatencyResult bench_record_latency(const std::shared_ptr<Device>& device,
+                                         uint64_t record_bytes, uint32_t count, uint32_t gap_ns);
+
 }  // namespace fc::cuda

@@ -20,4 +20,13 @@ PushCostResult bench_push_cost(const std::shared_ptr<Device>&, uint32_t) {
   unavailable("bench_push_cost");
 }
 
+ClockFitResult clock_fit(const std::shared_ptr<Device>&) { unavailable("clock_fit"); }
+RecordRateResult bench_record_rate(const std::shared_ptr<Device>&, uint64_t, uint32_t) {
+  unavailable("bench_record_rate");
+}
+RecordLatencyResult bench_record_latency(const std::shared_ptr<Device>&, uint64_t, uint32_t,
+                                         uint32_t) {
+  unavailable("bench_record_latency");
+}
+
 }  // namespace fc::cuda

@@ -81,7 +81,10 @@ kernel_args::record_push RecordChannel::push_args(const BufferArg& source,
   args.record_words = record_words();
   args.stride = stride_words_;
   args.source_offset = static_cast<uint32_t>(offset_bytes / 4);
-  args.threads = std::min(record_words(), kMaxPushThreads);
+  // A GPU wants many threads to keep its memory pipes full; the host device runs a dispatch's
+  // thread indices one after another, where more threads only add calls.
+  const bool serial = device_->backend() == "cpu";
+  args.threads = serial ? 1u : std::min(record_words(), kMaxPushThreads);
   return args;
 }
 

@@ -34,7 +34,9 @@
   X(detok_push)                \
   X(record_init)               \
   X(record_push)               \
-  X(fill_pattern_u32)
+  X(fill_pattern_u32)          \
+  X(denoise_init)              \
+  X(denoise_step)
 
 // ---- signatures (the meaning of each parameter is documented at the kernel's body) ----------
 #define FC_SIGNATURE_channel_u32_init(P) \
@@ -75,6 +77,11 @@
 #define FC_SIGNATURE_detok_push(P)                                                        \
   P(CHAN, 0, channel) P(BUF, 3, vocab) P(BUF, 4, tokens) P(BUF_OPT, 5, stop_flag)         \
   P(U32, 0, capacity) P(U32_OPT, 1, predicated) P(U32_OPT, 2, index)
+#define FC_SIGNATURE_denoise_init(P) P(BUF, 0, image) P(U32, 0, seed) P(U32, 1, words)
+#define FC_SIGNATURE_denoise_step(P)                                                         \
+  P(BUF, 0, image) P(CHAN_OPT, 1, preview) P(U32, 0, seed) P(U32, 1, step) P(U32, 2, steps)   \
+  P(U32, 3, width) P(U32, 4, words) P(U32_OPT, 5, capacity) P(U32_OPT, 6, stride)            \
+  P(U32, 7, threads)
 
 // The uniform dispatch the backends receive: eight buffer slots, eight u32 scalars.
 #define FC_KERNEL_BUFFER_SLOTS 8

@@ -204,6 +204,11 @@ class _Checker:
         if spec.check:
             for suffix, message in spec.check(item):
                 self.problems.append((f"{where}{suffix} ({spec.name})", message))
+        if spec.check_types:
+            types = {name: self.symbols[raw][0] for name, raw in args.items()
+                     if isinstance(raw, str) and raw in self.symbols}
+            for suffix, message in spec.check_types(types):
+                self.problems.append((f"{where}{suffix} ({spec.name})", message))
         body = self.steps(item["body"], path + ["body"], True) if spec.has_body else ()
         out = item.get("out")
         if out is not None:

@@ -98,6 +98,9 @@ class OpSpec:
     category: str = "step"
     has_body: bool = False
     check: Optional[Callable] = None  # extra load-time rules: check(step_dict) -> [(suffix, msg)]
+    # Load-time rules across arguments given by name: check_types({arg: ValueType}) ->
+    # [(suffix, msg)] (stream_write: the tensor must be a record of the channel's dtype/shape).
+    check_types: Optional[Callable] = None
     doc: str = ""
     # Channel items one run of the step pushes at most (None: 1), pushes(ctx, step): the
     # streaming runner sizes its windows by it (detok_push: the longest token's items).
@@ -116,7 +119,8 @@ RESERVED_KEYS = ("op", "out", "body", "comment")
 def register_op(name: str, *, args: Optional[dict[str, Arg]] = None, output: OutputType = None,
                 output_required: bool = True, category: str = "step", has_body: bool = False,
                 check: Optional[Callable] = None, doc: str = "",
-                pushes: Optional[Callable] = None) -> Callable:
+                pushes: Optional[Callable] = None,
+                check_types: Optional[Callable] = None) -> Callable:
     """Decorator: register `fn(ctx, args, step)` as op `name`."""
     if category not in CATEGORIES:
         raise ValueError(f"register_op({name!r}): category must be one of {CATEGORIES}")
@@ -130,7 +134,7 @@ def register_op(name: str, *, args: Optional[dict[str, Arg]] = None, output: Out
         REGISTRY[name] = OpSpec(name=name, run=fn, args=dict(args or {}), output=output,
                                 output_required=output_required, category=category,
                                 has_body=has_body, check=check, doc=doc or (fn.__doc__ or ""),
-                                pushes=pushes)
+                                pushes=pushes, check_types=check_types)
         return fn
 
     return decorate

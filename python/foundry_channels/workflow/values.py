@@ -5,7 +5,9 @@ A value is one of:
   bool, str CPU constants (flags, prompts)
   tensor    `TensorArg`: a device buffer with a dtype and a shape
   channel   `Channel`: a ChannelU32 registered in the run's `ctx.channels`; its item type
-            (ValueType.dtype) is "u32" (tokens) or "bytes" (a ByteChannel: text)
+            (ValueType.dtype) is "u32" (tokens), "bytes" (a ByteChannel: text) or
+            "record/<dtype>" with the record's shape as ValueType.shape (a record Channel:
+            tensors)
 
 Channel is its own variant, not a tensor: its buffers have a moving cursor and drop-oldest
 validity, so reading one as a tensor (or writing a tensor op's output into one) is an error.
@@ -21,11 +23,19 @@ import numpy as np
 
 from .._core import Buffer, ChannelU32, ChannelU32Reader
 from ..byte_channel import ByteChannel, ByteReader
+from ..record_channel import Channel as RecordChannel
+from ..record_channel import RecordReader
 
 U32_MAX = 0xFFFFFFFF
 DTYPES = {"u32": np.uint32, "i32": np.int32, "f32": np.float32}
 VALUE_KINDS = ("u32", "bool", "str", "tensor", "channel")
-CHANNEL_ITEMS = ("u32", "bytes")  # a channel value's dtype: what its items are
+CHANNEL_ITEMS = ("u32", "bytes")  # a channel value's dtype: what its items are ...
+RECORD_ITEMS = "record/"          # ... or "record/<dtype>", records of ValueType.shape
+
+
+def record_items(dtype: str) -> str:
+    """The item type of a channel of `dtype` records."""
+    return RECORD_ITEMS + dtype
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,9 @@ class ValueType:
 
     def describe(self) -> str:
         if self.kind == "channel":
+            if self.dtype and self.dtype.startswith(RECORD_ITEMS):
+                shape = "" if self.shape is None else "[" + ", ".join(map(str, self.shape)) + "]"
+                return f"channel of {self.dtype[len(RECORD_ITEMS):]}{shape} records"
             items = {"u32": " of u32 items", "bytes": " of bytes"}.get(self.dtype, "")
             return "channel" + items
         if self.kind != "tensor":
@@ -103,11 +116,29 @@ class TensorArg:
 class Channel:
     """A channel as a workflow value, registered by name in ctx.channels. `channel` is the
     ChannelU32 the device pushes into (init, close and pushes take it); a byte channel also
-    has `bytes`, the ByteChannel over it (its items pack the bytes of strings)."""
+    has `bytes`, the ByteChannel over it (its items pack the bytes of strings); a record
+    channel has `records` instead (and no ChannelU32)."""
 
     name: str
-    channel: ChannelU32
+    channel: Optional[ChannelU32]
     bytes: Optional[ByteChannel] = None
+    records: Optional[RecordChannel] = None
+
+    @classmethod
+    def of_records(cls, name: str, channel: RecordChannel) -> "Channel":
+        return cls(name, None, None, channel)
+
+    def encode_init(self, cb) -> None:
+        if self.records is not None:
+            self.records.encode_init(cb)
+        else:
+            cb.channel_init(self.channel)
+
+    def encode_close(self, cb) -> None:
+        if self.records is not None:
+            self.records.encode_close(cb)
+        else:
+            cb.channel_close(self.channel)
 
     @classmethod
     def of_bytes(cls, name: str, channel: ByteChannel) -> "Channel":
@@ -115,17 +146,22 @@ class Channel:
 
     @property
     def items(self) -> str:
-        """The item type (CHANNEL_ITEMS): "bytes" for a byte channel, else "u32"."""
+        """The item type: "bytes" for a byte channel, "record/<dtype>" for records, else
+        "u32"."""
+        if self.records is not None:
+            return record_items(self.records.dtype)
         return "bytes" if self.bytes is not None else "u32"
 
     @property
     def capacity(self) -> int:
-        """In items (u32 slots), as the runners size their windows."""
-        return self.channel.capacity
+        """In items (u32 slots, or records), as the runners size their windows."""
+        return (self.records or self.channel).capacity
 
-    def reader(self, **options) -> Union[ChannelU32Reader, ByteReader]:
-        """A reader of the items (u32) or of the strings and text (byte channel); `options`
-        go to ChannelU32.reader."""
+    def reader(self, **options) -> Union[ChannelU32Reader, ByteReader, RecordReader]:
+        """A reader of the items (u32), of the strings and text (byte channel) or of the
+        records (numpy arrays); `options` go to ChannelU32.reader."""
+        if self.records is not None:
+            return self.records.reader()
         if self.bytes is not None:
             return ByteReader(self.bytes, **options)
         return self.channel.reader(**options)
@@ -145,7 +181,8 @@ def type_of(value: Any) -> ValueType:
     if isinstance(value, TensorArg):
         return ValueType("tensor", value.dtype, value.shape)
     if isinstance(value, Channel):
-        return ValueType("channel", value.items)
+        shape = value.records.shape if value.records is not None else None
+        return ValueType("channel", value.items, shape)
     raise TypeError(f"{type(value).__name__} is not a workflow value (kinds: {', '.join(VALUE_KINDS)})")
 
 
