@@ -31,6 +31,13 @@
 
 namespace fc {
 
+namespace {
+// With more readers armed than this, the poller sleeps through their predicted windows (a
+// spin per stream would keep a core busy for a few hundred streams) and relies on commits,
+// completions and its sleep steps to wake it.
+constexpr size_t kPredictedSpinMaxArmed = 8;
+}  // namespace
+
 Poller& Poller::instance() {
   static Poller* poller = new Poller();  // never destroyed: its thread may run during exit
   return *poller;
@@ -136,9 +143,14 @@ void Poller::run() {
             done = true;  // Timeout
             break;
           }
-          if (plan.action == IdlePlan::Action::Spin) spin = true;
-          else if (plan.action == IdlePlan::Action::Yield) yield = true;
-          else wake = std::min(wake, plan.until);
+          if (plan.action == IdlePlan::Action::Spin) {
+            spin = true;
+          } else if (plan.action == IdlePlan::Action::Yield &&
+                     !(plan.predicted && entries_.size() > kPredictedSpinMaxArmed)) {
+            yield = true;
+          } else {
+            wake = std::min(wake, plan.until);
+          }
           wake = std::min(wake, e.deadline);
           break;
       }

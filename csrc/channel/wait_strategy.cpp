@@ -81,21 +81,25 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
     if (now - last_commit < window) return {IdlePlan::Action::Yield};
   }
 
-  // Items that arrive on their own schedule (not right after commits: pushes from a long
-  // command buffer or a replayed graph): sleep until shortly before the next is due, then spin
-  // through the window the jitter calls for, but never more than ~1/8 of the period.
-  if (samples_ >= 3 && commit_driven_ < 0.5) {
+  // A learnt rate: sleep until shortly before the next item is due, then spin through the
+  // window the jitter calls for, never more than ~1/8 of the period for items that arrive on
+  // their own schedule (pushes from a long command buffer or a replayed graph), ~1/16 for
+  // items that follow commits (the commit wakes the reader anyway; spinning just before it
+  // only saves the wake-up).
+  if (samples_ >= 3) {
     const auto due = last_arrival_ + to_ns(mean_gap_ns_);
     const ns spread = to_ns(3 * jitter_ns_);
     auto early = due - spread - to_ns(oversleep_ns_) - kPredictMargin;
     auto late = due + spread + kPredictLate;
-    const ns budget = std::max<ns>(to_ns(mean_gap_ns_ / 8), 2 * kPredictMargin);
+    const double share = commit_driven_ < 0.5 ? 1.0 / 8 : 1.0 / 16;
+    const ns budget = std::min<ns>(
+        std::max<ns>(to_ns(mean_gap_ns_ * share), 2 * kPredictMargin), kPredictMaxWindow);
     if (late - early > budget) {  // too much jitter to spin through: centre a budget on `due`
       early = due - budget / 2 - to_ns(oversleep_ns_);
       late = due + budget / 2;
     }
-    if (now < early) return {IdlePlan::Action::Sleep, early};
-    if (now < late) return {IdlePlan::Action::Yield};
+    if (now < early) return {IdlePlan::Action::Sleep, early, true};
+    if (now < late) return {IdlePlan::Action::Yield, late, true};
   }
 
   // Nothing expected soon: sleep with a growing step; commits, completions, close and faults

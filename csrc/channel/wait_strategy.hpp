@@ -37,6 +37,10 @@ struct IdlePlan {
   enum class Action : uint8_t { Spin, Yield, Sleep };
   Action action;
   std::chrono::steady_clock::time_point until{};  // Sleep: wake by then (a signal may end it earlier)
+  // A spin (Yield) through the window in which a learnt rate expects the next item, `until`
+  // its end: the poller, serving many readers, sleeps through such windows instead (it must
+  // not spin for hundreds of streams; their commits still wake it).
+  bool predicted = false;
 };
 
 class WaitStrategy {
@@ -78,6 +82,7 @@ class WaitStrategy {
   static constexpr ns kIdleMax{10'000'000};         // up to 10 ms (signals still end them)
   static constexpr ns kPredictMargin{30'000};       // wake this much before the due time ...
   static constexpr ns kPredictLate{50'000};         // ... and spin until this much after it
+  static constexpr ns kPredictMaxWindow{300'000};   // the longest predicted spin
 
  private:
   IdlePlan backoff_plan(clock::time_point now);
