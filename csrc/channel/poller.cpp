@@ -133,7 +133,9 @@ void Poller::run() {
       WaitResult result = WaitResult::Timeout;
       bool done = false;
       switch (probe) {
-        case ChannelU32Reader::Probe::Busy: yield = true; break;  // its owner is reading
+        case ChannelU32Reader::Probe::Busy:  // its owner is reading it: look again shortly
+          wake = std::min(wake, now + std::chrono::microseconds(50));
+          break;
         case ChannelU32Reader::Probe::Ready: result = WaitResult::Ready; done = true; break;
         case ChannelU32Reader::Probe::Closed: result = WaitResult::Closed; done = true; break;
         case ChannelU32Reader::Probe::Error: done = true; break;

@@ -143,20 +143,18 @@ def workflow_generator(device: str = "cpu", workflow_path: str | None = None) ->
         detok = StreamingDetokenizer()
         try:
             while True:
-                batch = await feed.get_batch()
-                tokens = [t for t in batch if isinstance(t, int)]
-                if tokens:
-                    text = detok.feed(tokens)
-                    if text:
-                        yield text
-                for item in batch:
-                    if isinstance(item, dict):
+                for item in await feed.get_batch():  # one wake-up, one event per token
+                    if isinstance(item, int):
+                        text = detok.feed([item])
+                        if text:
+                            yield text
+                    elif isinstance(item, dict):
                         tail = detok.finish()
                         if tail:
                             yield tail
                         yield item
                         return
-                    if not isinstance(item, int):
+                    else:
                         raise item
         finally:
             await worker
