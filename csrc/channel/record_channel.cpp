@@ -9,9 +9,11 @@ namespace fc {
 namespace {
 
 constexpr uint32_t kMaxRecordCapacity = 1u << 20;
-// Threads of one record push: enough to fill a GPU's memory pipes for big records (each
-// copies words gid, gid + threads, ...), no more than the record has words.
-constexpr uint32_t kMaxPushThreads = 1u << 16;
+// Threads of one record push: each copies words gid, gid + threads, ... (a warp's stores stay
+// coalesced) and pays one system fence before it counts itself done, so a thread copies at
+// least kWordsPerThread words and there are at most kMaxPushThreads of them.
+constexpr uint32_t kMaxPushThreads = 1u << 12;
+constexpr uint32_t kWordsPerThread = 16;
 
 // Tags of every slot first, rounded up to 256 bytes (record_kernels.inc: fc_record_payload_offset).
 uint32_t payload_offset_for(uint32_t capacity) { return (2 * capacity + 63) / 64 * 64; }
@@ -84,7 +86,8 @@ kernel_args::record_push RecordChannel::push_args(const BufferArg& source,
   // A GPU wants many threads to keep its memory pipes full; the host device runs a dispatch's
   // thread indices one after another, where more threads only add calls.
   const bool serial = device_->backend() == "cpu";
-  args.threads = serial ? 1u : std::min(record_words(), kMaxPushThreads);
+  const uint32_t wanted = (record_words() + kWordsPerThread - 1) / kWordsPerThread;
+  args.threads = serial ? 1u : std::min(wanted, kMaxPushThreads);
   return args;
 }
 
