@@ -1,7 +1,9 @@
 """Record channels: payload rate and small-record latency.
 
-CUDA (needs the C++ instruments: FC_BUILD_BENCHMARKS=ON): record pushes of 64 B .. 4 MiB
-against cudaMemcpyAsync device -> pinned host in the same run (GPU time), with a CPU reader
+CUDA (needs the C++ instruments: FC_BUILD_BENCHMARKS=ON): record pushes of 64 B .. 4 MiB, captured
+in CUDA graphs of 32 (as a decode window holds its pushes),
+against cudaMemcpyAsync device -> pinned host in graphs of 32 in the same run (GPU time), with
+a CPU reader
 draining meanwhile; and the GPU-write -> CPU-reader latency of 16 and 64-byte records pushed
 from inside the kernel that made them. Host (`cpu`): records pushed by the device thread and
 drained by a reader thread, against numpy's memcpy of the same bytes.
