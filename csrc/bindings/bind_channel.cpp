@@ -309,22 +309,8 @@ next(timeout=...) blocks.)doc")
           "writable 1-D numpy uint32 array); returns the count. Never blocks.")
       .def(
           "wait",
-          [](ChannelU32Reader& r, const py::object& timeout,
-             const std::shared_ptr<CommandBuffer>& until) {
-            double t = timeout_seconds(timeout, "wait");
-            auto check = python_interrupt_check();
-            WaitResult res;
-            {
-              ReleaseGil nogil;
-              res = r.wait(t, check, until.get());
-            }
-            switch (res) {
-              case WaitResult::Ready: return "ready";
-              case WaitResult::Closed: return "closed";
-              case WaitResult::Timeout: return "timeout";
-              case WaitResult::Finished: return "finished";
-            }
-            return "timeout";
+          [](ChannelU32Reader& r, const py::object& timeout, const std::shared_ptr<CommandBuffer>& until) {
+            return wait_from_python(r, timeout, until);
           },
           py::arg("timeout") = py::none(), py::arg("until") = nullptr,
           "Blocks until an item is readable ('ready'), the channel is closed and drained "

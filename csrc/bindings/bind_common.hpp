@@ -13,6 +13,8 @@
 #include <string>
 #include <thread>
 
+#include "channel/reader.hpp"  // WaitResult
+
 namespace py = pybind11;
 
 namespace fc::bind {
@@ -87,6 +89,7 @@ inline std::function<bool()> python_interrupt_check() {
 
 // ---- argument checks: one clear line instead of pybind11's "incompatible arguments" -------
 
+
 // Seconds from a Python timeout argument: None or +inf means wait forever (-1). Negative or
 // NaN values are refused; huge ones wait forever too (fc::deadline_after clamps them).
 inline double timeout_seconds(const py::object& timeout, const char* where) {
@@ -124,6 +127,27 @@ inline uint64_t checked_uint(const py::handle& value, const char* what, uint64_t
 
 inline uint32_t checked_u32(const py::handle& value, const char* what) {
   return static_cast<uint32_t>(checked_uint(value, what, 0xFFFFFFFFull));
+}
+
+// reader.wait(timeout, until) for every reader kind: the GIL released while waiting, the
+// result as the string Python sees ('ready', 'closed', 'timeout', 'finished').
+template <class Reader>
+const char* wait_from_python(Reader& reader, const py::object& timeout,
+                             const std::shared_ptr<CommandBuffer>& until) {
+  const double t = timeout_seconds(timeout, "wait");
+  auto check = python_interrupt_check();
+  WaitResult res;
+  {
+    ReleaseGil nogil;
+    res = reader.wait(t, check, until.get());
+  }
+  switch (res) {
+    case WaitResult::Ready: return "ready";
+    case WaitResult::Closed: return "closed";
+    case WaitResult::Timeout: return "timeout";
+    case WaitResult::Finished: return "finished";
+  }
+  return "timeout";
 }
 
 }  // namespace fc::bind

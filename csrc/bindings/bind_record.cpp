@@ -97,22 +97,8 @@ foundry_channels.Channel, which adds the dtype and shape.)doc")
           py::arg("out"), "Copies up to len(out) records; the count. Never blocks.")
       .def(
           "wait",
-          [](RecordReader& r, const py::object& timeout,
-             const std::shared_ptr<CommandBuffer>& until) {
-            const double t = timeout_seconds(timeout, "wait");
-            auto check = python_interrupt_check();
-            WaitResult res;
-            {
-              ReleaseGil nogil;
-              res = r.wait(t, check, until.get());
-            }
-            switch (res) {
-              case WaitResult::Ready: return "ready";
-              case WaitResult::Closed: return "closed";
-              case WaitResult::Timeout: return "timeout";
-              case WaitResult::Finished: return "finished";
-            }
-            return "timeout";
+          [](RecordReader& r, const py::object& timeout, const std::shared_ptr<CommandBuffer>& until) {
+            return wait_from_python(r, timeout, until);
           },
           py::arg("timeout") = py::none(), py::arg("until") = nullptr)
       .def("close", &RecordReader::close)

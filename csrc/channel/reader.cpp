@@ -30,18 +30,12 @@
 #include <cstring>
 #include <thread>
 
+#include "channel/wait_loop.hpp"
 #include "common/atomic_word.hpp"
 #include "device/deadline.hpp"
 #include "device/wake_signal.hpp"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define FC_CPU_RELAX() _mm_pause()
-#elif defined(__aarch64__)
-#define FC_CPU_RELAX() asm volatile("yield" ::: "memory")
-#else
-#define FC_CPU_RELAX() ((void)0)
-#endif
+
 
 namespace fc {
 
@@ -326,72 +320,15 @@ void ChannelU32Reader::set_wait_strategy(WaitStrategyKind kind) {
   strategy_.set_kind(kind);
 }
 
-namespace {
-std::chrono::steady_clock::time_point commit_time(const Device& device) {
-  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(device.last_commit_ns()));
-}
-}  // namespace
 
 WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted,
                                   const CommandBuffer* until) {
   Exclusive guard(busy_);  // one waiter: a second thread's read would race the cache refill
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  const auto deadline = deadline_after(timeout_s);
-  const Device& device = *channel_->device();
-  WakeSignal& signal = wake_signal();
-  auto last_interrupt_check = start;
-  bool first = true;
-  for (;;) {
-    // Read before the checks: a commit, completion, close or fault after them ends the sleep.
-    const uint64_t seen = signal.sequence();
-    check_usable();
-    // Ready only when an item is really there: filling the read-ahead cache validates the next
-    // slot's tag (write_idx alone is a hint that can run ahead of the slots).
-    if (fill_cache() > 0) {
-      if (!first) strategy_.arrived(clock::now(), commit_time(device));
-      return WaitResult::Ready;
-    }
-    if (closed_and_drained()) return WaitResult::Closed;
-    if (until) {
-      auto s = until->status();
-      if (s == CommandBufferStatus::Completed || s == CommandBufferStatus::Error) {
-        return WaitResult::Finished;
-      }
-    }
-    auto now = clock::now();
-    if (first) {
-      strategy_.begin(now);
-      first = false;
-    }
-    if (now >= deadline) return WaitResult::Timeout;
-    const auto check_every = std::chrono::milliseconds(1);
-    if (interrupted && now - last_interrupt_check > check_every) {
-      last_interrupt_check = now;
-      if (interrupted()) throw InterruptedError();
-    }
-    const IdlePlan plan = strategy_.idle(now, commit_time(device));
-    switch (plan.action) {
-      case IdlePlan::Action::Spin:
-        for (int i = 0; i < 8; ++i) FC_CPU_RELAX();
-        break;
-      case IdlePlan::Action::Yield:
-        std::this_thread::yield();
-        break;
-      case IdlePlan::Action::Sleep: {
-        // Never past the deadline; with an interrupt check, wake for it about every 20 ms at
-        // most (Ctrl-C), however far ahead the strategy would sleep.
-        auto wake = std::min(plan.until, deadline);
-        if (interrupted) wake = std::min(wake, now + std::chrono::milliseconds(20));
-        if (strategy_.wakes_on_signal()) {
-          if (!signal.sleep_until(seen, wake)) strategy_.slept(wake, clock::now());
-        } else {
-          std::this_thread::sleep_until(wake);
-        }
-        break;
-      }
-    }
-  }
+  // Ready only when an item is really there: filling the read-ahead cache validates the next
+  // slot's tag (write_idx alone is a hint that can run ahead of the slots).
+  return wait_loop(
+      strategy_, *channel_->device(), timeout_s, interrupted, until, [&] { check_usable(); },
+      [&] { return fill_cache() > 0; }, [&] { return closed_and_drained(); });
 }
 
 ChannelU32Reader::Probe ChannelU32Reader::probe(bool first, IdlePlan& plan,
