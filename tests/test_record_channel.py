@@ -92,6 +92,25 @@ def test_async_iteration(device):
     assert np.array_equal(np.stack(got), data)
 
 
+def test_an_awaited_record_is_waited_for_by_the_poller_thread(device):
+    ch = fc.Channel(device, dtype="u32", shape=(3,), capacity=4)
+    src = upload(device, np.array([7, 8, 9], dtype=np.uint32))
+    cb0 = device.new_queue().command_buffer()
+    ch.encode_init(cb0)
+    cb0.commit()
+    assert cb0.wait_until_completed(30)
+    cb = device.new_queue().command_buffer()
+    ch.encode_push(cb, src)
+    before = fc.poller_stats()["completions"]
+
+    async def await_one():
+        asyncio.get_running_loop().call_later(0.05, cb.commit)  # nothing to read until then
+        return await ch.reader().next_async(timeout=30)
+
+    assert list(asyncio.run(await_one())) == [7, 8, 9]
+    assert fc.poller_stats()["completions"] > before
+
+
 def test_push_predicated_on_the_stop_flag(device):
     ch = fc.Channel(device, dtype="u32", shape=(4,), capacity=4)
     src = upload(device, np.arange(8, dtype=np.uint32))

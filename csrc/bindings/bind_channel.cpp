@@ -3,6 +3,7 @@
 #include "channel/channel.hpp"
 #include "channel/poller.hpp"
 #include "channel/reader.hpp"
+#include "channel/record_reader.hpp"
 #include "channel/wait_strategy.hpp"
 
 namespace fc::bind {
@@ -121,10 +122,18 @@ class AsyncWaker {
     for (auto& item : futures_) Poller::instance().disarm(item.first.cast<uint64_t>());
   }
   int fd() const { return target_->fd(); }
-  uint64_t arm(const std::shared_ptr<ChannelU32Reader>& reader, const py::object& timeout,
-               py::object future) {
+  // `reader`: a ChannelU32Reader or a RecordReader (anything the poller can probe).
+  uint64_t arm(const py::object& reader, const py::object& timeout, py::object future) {
+    std::shared_ptr<Pollable> pollable;
+    if (py::isinstance<ChannelU32Reader>(reader)) {
+      pollable = reader.cast<std::shared_ptr<ChannelU32Reader>>();
+    } else if (py::isinstance<RecordReader>(reader)) {
+      pollable = reader.cast<std::shared_ptr<RecordReader>>();
+    } else {
+      throw py::type_error("AsyncWaker.arm: reader must be a ChannelU32Reader or a RecordReader");
+    }
     const double t = timeout_seconds(timeout, "next_async");
-    const uint64_t id = Poller::instance().arm(reader, t, target_);
+    const uint64_t id = Poller::instance().arm(std::move(pollable), t, target_);
     futures_[py::int_(id)] = std::move(future);  // dispatch() runs on this thread: no race
     return id;
   }

@@ -1,7 +1,7 @@
 // The per-process poller thread (poller.hpp). Locking: `mutex_` guards the armed entries; the
 // thread holds it while it probes them (so disarm() never returns while a probe of its reader
 // runs) and releases it to deliver completions, spin, yield or sleep. Readers are probed with
-// ChannelU32Reader::probe, which takes the reader's single-consumer flag with acquire/release
+// Pollable::probe, which takes the reader's single-consumer flag with acquire/release
 // (so what the poller cached is visible to the thread that reads next) and never throws.
 #include "channel/poller.hpp"
 
@@ -45,7 +45,7 @@ Poller& Poller::instance() {
 
 Poller::~Poller() { shutdown(); }
 
-uint64_t Poller::arm(std::shared_ptr<ChannelU32Reader> reader, double timeout_s,
+uint64_t Poller::arm(std::shared_ptr<Pollable> reader, double timeout_s,
                      std::shared_ptr<PollerTarget> target) {
   uint64_t id;
   {
@@ -133,13 +133,13 @@ void Poller::run() {
       WaitResult result = WaitResult::Timeout;
       bool done = false;
       switch (probe) {
-        case ChannelU32Reader::Probe::Busy:  // its owner is reading it: look again shortly
+        case Pollable::Probe::Busy:  // its owner is reading it: look again shortly
           wake = std::min(wake, now + std::chrono::microseconds(50));
           break;
-        case ChannelU32Reader::Probe::Ready: result = WaitResult::Ready; done = true; break;
-        case ChannelU32Reader::Probe::Closed: result = WaitResult::Closed; done = true; break;
-        case ChannelU32Reader::Probe::Error: done = true; break;
-        case ChannelU32Reader::Probe::Pending:
+        case Pollable::Probe::Ready: result = WaitResult::Ready; done = true; break;
+        case Pollable::Probe::Closed: result = WaitResult::Closed; done = true; break;
+        case Pollable::Probe::Error: done = true; break;
+        case Pollable::Probe::Pending:
           e.first = false;
           if (now >= e.deadline) {
             done = true;  // Timeout

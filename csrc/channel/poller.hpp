@@ -1,6 +1,6 @@
 // Poller: one thread per process that waits for many readers at once (hundreds of streams of a
 // server on one asyncio loop: one thread, not one per stream). A waiter arms a reader with a
-// target; the poller checks every armed reader (ChannelU32Reader::probe), idles as the
+// target; the poller checks every armed reader (Pollable::probe: a u32 or a record reader), idles as the
 // readers' wait strategies allow (the earliest Sleep of all of them, spinning when any wants
 // to spin), sleeps on the process WakeSignal (commits, completions, close, faults, arms end
 // the sleep), and hands each finished wait (Ready, Closed, Timeout, or an error such as
@@ -20,7 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "channel/reader.hpp"
+#include "channel/pollable.hpp"
+#include "channel/reader.hpp"  // WaitResult
 
 namespace fc {
 
@@ -47,7 +48,7 @@ class Poller {
 
   // Waits for `reader` (timeout_s < 0: forever); the target gets one completion with the
   // returned id, unless disarm(id) returned true first. Starts the thread if needed.
-  uint64_t arm(std::shared_ptr<ChannelU32Reader> reader, double timeout_s,
+  uint64_t arm(std::shared_ptr<Pollable> reader, double timeout_s,
                std::shared_ptr<PollerTarget> target);
   // True if the wait was still armed: then its target is never called for it. False if it
   // already completed (the completion may be in flight: targets must ignore unknown ids).
@@ -68,7 +69,7 @@ class Poller {
  private:
   struct Entry {
     uint64_t id;
-    std::shared_ptr<ChannelU32Reader> reader;
+    std::shared_ptr<Pollable> reader;
     std::shared_ptr<PollerTarget> target;
     std::chrono::steady_clock::time_point deadline;
     bool first = true;

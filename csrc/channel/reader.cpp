@@ -331,7 +331,7 @@ WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>&
       [&] { return fill_cache() > 0; }, [&] { return closed_and_drained(); });
 }
 
-ChannelU32Reader::Probe ChannelU32Reader::probe(bool first, IdlePlan& plan,
+Pollable::Probe ChannelU32Reader::probe(bool first, IdlePlan& plan,
                                                 std::exception_ptr& error) {
   if (busy_.test_and_set(std::memory_order_acquire)) return Probe::Busy;
   struct Release {

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "channel/channel.hpp"
+#include "channel/pollable.hpp"
 #include "channel/wait_strategy.hpp"
 
 namespace fc {
@@ -21,7 +22,7 @@ namespace fc {
 // retire a window).
 enum class WaitResult { Ready, Closed, Timeout, Finished };
 
-class ChannelU32Reader {
+class ChannelU32Reader : public Pollable {
  public:
   struct Key {};  // only ChannelU32::reader() constructs readers
   ChannelU32Reader(std::shared_ptr<ChannelU32> channel, Key);
@@ -82,8 +83,7 @@ class ChannelU32Reader {
   // Ready / Closed as for wait(); Pending with `plan` saying when to check again; Error with
   // `error` set (device closed or faulted, channel re-initialised: the caller re-raises it by
   // reading). `first` starts a new wait for the strategy.
-  enum class Probe { Busy, Pending, Ready, Closed, Error };
-  Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error);
+  Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error) override;
 
  private:
   class Exclusive;  // guards against two threads using one reader at once

@@ -188,4 +188,32 @@ WaitResult RecordReader::wait(double timeout_s, const std::function<bool()>& int
       });
 }
 
+Pollable::Probe RecordReader::probe(bool first, IdlePlan& plan, std::exception_ptr& error) {
+  if (busy_.test_and_set(std::memory_order_acquire)) return Probe::Busy;
+  struct Release {
+    std::atomic_flag& flag;
+    ~Release() { flag.clear(std::memory_order_release); }
+  } release{busy_};
+  using clock = std::chrono::steady_clock;
+  try {
+    check_usable();
+    const Device& device = *channel_->device();
+    if (next_ready()) {
+      if (!first) strategy_.arrived(clock::now(), commit_time(device));
+      return Probe::Ready;
+    }
+    if ((cursor_.attached() || cursor_.attach(channel_->consumer_position())) &&
+        cursor_.closed_at_end()) {
+      return Probe::Closed;
+    }
+    const auto now = clock::now();
+    if (first) strategy_.begin(now);
+    plan = strategy_.idle(now, commit_time(device));
+    return Probe::Pending;
+  } catch (...) {
+    error = std::current_exception();
+    return Probe::Error;
+  }
+}
+
 }  // namespace fc

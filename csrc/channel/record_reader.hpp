@@ -9,13 +9,14 @@
 #include <memory>
 
 #include "channel/channel_cursor.hpp"
+#include "channel/pollable.hpp"
 #include "channel/reader.hpp"
 #include "channel/record_channel.hpp"
 #include "channel/wait_strategy.hpp"
 
 namespace fc {
 
-class RecordReader {
+class RecordReader : public Pollable {
  public:
   explicit RecordReader(std::shared_ptr<RecordChannel> channel);
   ~RecordReader();
@@ -41,6 +42,8 @@ class RecordReader {
   bool exhausted();
   const std::shared_ptr<RecordChannel>& channel() const { return channel_; }
   void set_wait_strategy(WaitStrategyKind kind);
+  // For the poller thread (awaited readers): see Pollable.
+  Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error) override;
 
  private:
   class Exclusive;

@@ -58,9 +58,10 @@ def _timeout_error(reader, timeout) -> TimeoutError:
     return TimeoutError(f"next_async(): no item within {timeout} s (position {reader.position})")
 
 
-async def next_async(reader, timeout: Optional[float] = None) -> int:
+async def next_async(reader, timeout: Optional[float] = None, pollable=None):
     """Awaits the next item; StopAsyncIteration once closed and drained; TimeoutError after
-    `timeout` seconds."""
+    `timeout` seconds. `reader` has poll_next(); `pollable` is the C++ reader the poller waits
+    on when that is not `reader` itself (a record reader's numpy wrapper passes its core)."""
     state, value = reader.poll_next()
     if state is PollState.READY:
         return value
@@ -74,7 +75,7 @@ async def next_async(reader, timeout: Optional[float] = None) -> int:
     while True:
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         future = loop.create_future()
-        wait_id = waker.arm(reader, remaining, future)
+        wait_id = waker.arm(reader if pollable is None else pollable, remaining, future)
         try:
             outcome = await future
         finally:

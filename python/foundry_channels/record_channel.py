@@ -191,14 +191,11 @@ class RecordReader:
         return _CLOSED if self.core.exhausted else _PENDING
 
     async def next_async(self, timeout: Optional[float] = None) -> np.ndarray:
-        """Awaits the next record; StopAsyncIteration once closed and drained. (Polls with a
-        back-off on the event loop; the u32 reader's poller thread does not serve record
-        readers yet.)"""
-        import asyncio
+        """Awaits the next record; StopAsyncIteration once closed and drained; TimeoutError
+        after `timeout` seconds. The process's poller thread waits (no Python sleeps)."""
+        from ._reader_async import next_async
 
-        from ._reader_async import _next_by_polling
-
-        return await _next_by_polling(self, timeout, asyncio.get_running_loop())
+        return await next_async(self, timeout, pollable=self.core)
 
     def __aiter__(self) -> AsyncIterator[np.ndarray]:
         return self

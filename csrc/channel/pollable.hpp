@@ -1,0 +1,22 @@
+// Pollable: what the poller thread (poller.hpp) needs of a reader, whatever it reads (u32
+// items, records): one non-blocking check that also says how to idle until the next one.
+#pragma once
+
+#include <exception>
+
+#include "channel/wait_strategy.hpp"
+
+namespace fc {
+
+class Pollable {
+ public:
+  // Busy: its owner is reading it now (look again shortly). Pending: nothing yet, `plan` says
+  // when to look again. Ready / Closed: as for wait(). Error: `error` holds why (a closed or
+  // faulted device, a re-init).
+  enum class Probe { Busy, Pending, Ready, Closed, Error };
+  virtual ~Pollable() = default;
+  // `first`: the first check of this wait (starts the reader's wait strategy).
+  virtual Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error) = 0;
+};
+
+}  // namespace fc
