@@ -66,7 +66,7 @@ std::shared_ptr<ChannelU32Reader> ChannelU32::reader() {
   return fresh;
 }
 
-ChannelU32::ConsumerPosition ChannelU32::consumer_position() const {
+ConsumerPosition ChannelU32::consumer_position() const {
   std::lock_guard lock(reader_mutex_);
   return position_;
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 
+#include "channel/channel_cursor.hpp"
 #include "channel/layout.hpp"
 #include "device/device.hpp"
 #include "device/kernel_args.hpp"
@@ -55,12 +56,6 @@ class ChannelU32 : public std::enable_shared_from_this<ChannelU32> {
   // continues where the last one stopped (single consumer per channel, not per reader object).
   std::shared_ptr<ChannelU32Reader> reader();
 
-  // Where the last reader stopped, so the next one continues there (same epoch only).
-  struct ConsumerPosition {
-    uint32_t epoch = 0;
-    uint64_t index = 0;
-    bool valid = false;
-  };
   ConsumerPosition consumer_position() const;
   void save_consumer_position(const ConsumerPosition& position);
   // Called by a reader that closes, so that reader() makes a fresh one.

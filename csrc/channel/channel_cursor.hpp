@@ -26,6 +26,8 @@ class ChannelCursor {
       : header_(header), capacity_(capacity), target_epoch_(target_epoch) {}
 
   bool attached() const { return attached_; }
+  // The attached run's slot protocol (1 or 2, from FLAGS; docs/protocol.md).
+  uint32_t slot_protocol() const { return slot_protocol_; }
   uint32_t epoch() const { return epoch_; }
   uint64_t index() const { return index_; }
   ConsumerPosition position() const { return {epoch_, index_, attached_}; }
@@ -49,15 +51,28 @@ class ChannelCursor {
                          " but the ring was allocated for " + std::to_string(capacity_) +
                          ": the header was overwritten by something other than the init");
     }
+    // FLAGS is at least as new as the epoch loaded with acquire above (init stores it first).
+    slot_protocol_ = (aw::load_relaxed(&header_[layout::kFLAGS]) & layout::kFlagSlotProtocol2)
+                         ? layout::kSlotProtocolTagged32
+                         : layout::kSlotProtocolDefault;
     epoch_ = epoch;
     index_ = (saved.valid && saved.epoch == epoch) ? saved.index : 0;
     attached_ = true;
     return true;
   }
 
-  // The producer's 64-bit count (one 8-byte acquire load).
+  // The producer's 64-bit count: one 8-byte acquire load; with slot protocol 2, which reads
+  // only 32-bit words the producer stored whole, this reader's position plus how far the 32-bit
+  // write_idx is ahead of its low word (exact while the reader is less than 2^31 items behind;
+  // below the position only after a re-init or 2^31 behind: span() then reports it).
   uint64_t write_count() const {
-    return atomic_word::load_pair_acquire(&header_[layout::kWRITE_COUNT_LO]);
+    if (slot_protocol_ != layout::kSlotProtocolTagged32) {
+      return atomic_word::load_pair_acquire(&header_[layout::kWRITE_COUNT_LO]);
+    }
+    const uint32_t lo = atomic_word::load_acquire(&header_[layout::kWRITE_IDX]);
+    const int64_t ahead = static_cast<int32_t>(lo - static_cast<uint32_t>(index_));
+    if (ahead < 0 && static_cast<uint64_t>(-ahead) > index_) return 0;
+    return index_ + ahead;
   }
 
   // What a copy may look at given count `w`: from `start`, `avail` items; `lapped` items before
@@ -69,7 +84,11 @@ class ChannelCursor {
     if (w < index_) {
       throw ChannelError("the channel's write count went back from " + std::to_string(index_) +
                          " to " + std::to_string(w) + " within one epoch: the header was "
-                         "overwritten by something other than the channel's kernels");
+                         "overwritten by something other than the channel's kernels" +
+                         std::string(slot_protocol_ == layout::kSlotProtocolTagged32
+                                         ? " (or, with slot protocol 2, this reader fell 2^31 "
+                                           "items behind: its count is 32-bit)"
+                                         : ""));
     }
     const uint64_t avail = w - index_;
     if (avail <= capacity_) return {index_, avail, 0};
@@ -114,6 +133,7 @@ class ChannelCursor {
   uint32_t capacity_;
   uint32_t target_epoch_;
   uint32_t epoch_ = 0;
+  uint32_t slot_protocol_ = layout::kSlotProtocolDefault;
   bool attached_ = false;
   uint64_t index_ = 0;
 };

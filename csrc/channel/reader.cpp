@@ -58,11 +58,9 @@ class ChannelU32Reader::Exclusive {
 
 ChannelU32Reader::ChannelU32Reader(std::shared_ptr<ChannelU32> channel, Key)
     : channel_(std::move(channel)),
-      header_(channel_->header_words()),
+      cursor_(channel_->header_words(), channel_->capacity(), channel_->inits_encoded()),
       ring_(channel_->ring_words()),
-      capacity_(channel_->capacity()),
-      mask_(channel_->capacity() - 1),
-      target_epoch_(channel_->inits_encoded()) {
+      mask_(channel_->capacity() - 1) {
   channel_->device()->check_usable("create a reader");
 }
 
@@ -70,9 +68,9 @@ ChannelU32Reader::~ChannelU32Reader() {
   if (!closed_) channel_->save_consumer_position(current_position());
 }
 
-ChannelU32::ConsumerPosition ChannelU32Reader::current_position() const {
+ConsumerPosition ChannelU32Reader::current_position() const {
   // Cached items were not delivered: the next reader gets them from the ring again.
-  return {epoch_, position(), attached_};
+  return {cursor_.epoch(), position(), cursor_.attached()};
 }
 
 void ChannelU32Reader::close() {
@@ -92,65 +90,16 @@ void ChannelU32Reader::check_usable() const {
 }
 
 bool ChannelU32Reader::attach() {
-  // Acquire pairs with init's release store of the magic: the other header words are set.
-  if (aw::load_acquire(&header_[layout::kMAGIC]) != layout::kMagic) {
-    if (target_epoch_ != 0) return false;  // init is queued on the device: not yet
-    throw ChannelError(
-        "the channel was never initialised: encode channel_init (CommandBuffer.channel_init) "
-        "and commit it before reading");
-  }
-  // Acquire pairs with init's release store of the epoch: FLAGS, loaded below, is at least as
-  // new as this epoch's init (its slot protocol).
-  const uint32_t epoch = aw::load_acquire(&header_[layout::kEPOCH]);
-  // The header still shows an earlier run: the init encoded before this reader was made (the
-  // one it must read after) has not run yet.
-  if (static_cast<int32_t>(epoch - target_epoch_) < 0) return false;
-  const uint32_t header_capacity = aw::load_relaxed(&header_[layout::kCAPACITY]);
-  if (header_capacity != capacity_) {
-    throw ChannelError("channel header says capacity " + std::to_string(header_capacity) +
-                       " but the ring was allocated for " + std::to_string(capacity_) +
-                       ": the header was overwritten by something other than channel_init");
-  }
-  slot_protocol_ = (aw::load_relaxed(&header_[layout::kFLAGS]) & layout::kFlagSlotProtocol2)
-                       ? layout::kSlotProtocolTagged32
-                       : layout::kSlotProtocolDefault;
-  const auto saved = channel_->consumer_position();
-  epoch_ = epoch;
-  cursor_ = (saved.valid && saved.epoch == epoch) ? saved.index : 0;
-  attached_ = true;
-  return true;
-}
-
-uint64_t ChannelU32Reader::write_count() const {
-  if (slot_protocol_ != layout::kSlotProtocolTagged32) {
-    return aw::load_pair_acquire(&header_[layout::kWRITE_COUNT_LO]);
-  }
-  // Protocol 2 reads only 32-bit words the producer stored whole: the 64-bit count is this
-  // reader's position plus how far the 32-bit write_idx is ahead of its low word (exact while
-  // the reader is less than 2^31 items behind; docs/protocol.md). Below the position only after
-  // a re-init (or 2^31 behind): then the caller's "count went back" check takes over.
-  const uint32_t lo = aw::load_acquire(&header_[layout::kWRITE_IDX]);
-  const int64_t ahead = static_cast<int32_t>(lo - static_cast<uint32_t>(cursor_));
-  if (ahead < 0 && static_cast<uint64_t>(-ahead) > cursor_) return 0;
-  return cursor_ + ahead;
+  return cursor_.attach(channel_->consumer_position());
 }
 
 void ChannelU32Reader::check_epoch() {
-  // The acquire fence orders the slot and count loads before this load (see the top).
-  aw::fence_acquire();
-  const uint32_t now = aw::load_relaxed(&header_[layout::kEPOCH]);
-  if (now == epoch_) return;
-  const uint32_t was = epoch_;
-  const uint64_t at = position();
-  // Raise once, then follow the newest run: the next read attaches to the epoch of the last
-  // init encoded by then, from its first item.
-  attached_ = false;
-  cache_pos_ = cache_len_ = 0;
-  target_epoch_ = channel_->inits_encoded();
-  throw ChannelError("the channel was re-initialised (channel_init ran again: epoch " +
-                     std::to_string(was) + " -> " + std::to_string(now) +
-                     ") while this reader was reading it at item " + std::to_string(at) +
-                     "; the old run's unread items are gone. The next read follows the new run");
+  try {
+    cursor_.check_epoch(channel_->inits_encoded());
+  } catch (const ChannelError&) {
+    cache_pos_ = cache_len_ = 0;  // the old run's read-ahead goes with it
+    throw;
+  }
 }
 
 // Slot protocol 2 (docs/protocol.md): the producer stores tag := the slot's init tag, fence,
@@ -192,34 +141,22 @@ uint64_t ChannelU32Reader::copy_tagged32(uint64_t start, uint64_t avail, uint32_
 size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consumed,
                                         uint64_t* indices) {
   consumed = 0;
-  if (!attached_ && !attach()) return 0;
-  const uint64_t w = write_count();
-  if (w < cursor_) {
-    check_epoch();  // a count below ours: only a re-init can do that
-    throw ChannelError("the channel's write count went back from " + std::to_string(cursor_) +
-                       " to " + std::to_string(w) + " within one epoch: the header was "
-                       "overwritten by something other than the channel's kernels" +
-                       std::string(slot_protocol_ == layout::kSlotProtocolTagged32
-                                       ? " (or, with slot protocol 2, this reader fell 2^31 "
-                                         "items behind: its count is 32-bit)"
-                                       : ""));
-  }
-  uint64_t start = cursor_;
-  uint64_t lapped = 0;
-  uint64_t avail = w - cursor_;
-  if (avail > capacity_) {  // lapped by more than a ring: those items were overwritten
-    lapped = avail - capacity_;
-    start = w - capacity_;
-    avail = capacity_;
+  if (!cursor_.attached() && !attach()) return 0;
+  ChannelCursor::Span span;
+  try {
+    span = cursor_.span(cursor_.write_count());
+  } catch (const ChannelError&) {
+    check_epoch();  // a count below ours: a re-init says so first
+    throw;
   }
   size_t kept = 0;
   uint64_t overwritten = 0;
   uint64_t k = 0;
-  if (slot_protocol_ == layout::kSlotProtocolTagged32) {
-    k = copy_tagged32(start, avail, out, max, kept, overwritten, indices);
+  if (cursor_.slot_protocol() == layout::kSlotProtocolTagged32) {
+    k = copy_tagged32(span.start, span.avail, out, max, kept, overwritten, indices);
   } else {
-    for (; k < avail && kept < max; ++k) {
-      const uint64_t index = start + k;
+    for (; k < span.avail && kept < max; ++k) {
+      const uint64_t index = span.start + k;
       const uint64_t slot = aw::load_pair_relaxed(&ring_[2 * (index & mask_)]);
       const uint32_t tag = static_cast<uint32_t>(slot >> 32);
       const uint32_t expected = static_cast<uint32_t>(index + 1);
@@ -234,10 +171,9 @@ size_t ChannelU32Reader::copy_from_ring(uint32_t* out, size_t max, size_t& consu
     }
   }
   check_epoch();  // before anything copied counts: a re-init throws it all away
-  cursor_ = start + k;
-  dropped_ += lapped + overwritten;
-  consumed = static_cast<size_t>(lapped + k);
-  if (consumed) aw::store_relaxed(&header_[layout::kREAD_IDX], static_cast<uint32_t>(cursor_));
+  dropped_ += span.lapped + overwritten;
+  consumed = static_cast<size_t>(span.lapped + k);
+  if (consumed) cursor_.advance(span.start + k);
   return kept;
 }
 
@@ -283,30 +219,30 @@ uint64_t ChannelU32Reader::skip_to_end() {
   check_usable();
   uint64_t skipped = cache_len_ - cache_pos_;
   cache_pos_ = cache_len_ = 0;
-  if (!attached_ && !attach()) return skipped;
-  const uint64_t w = write_count();
+  if (!cursor_.attached() && !attach()) return skipped;
+  const uint64_t w = cursor_.write_count();
   check_epoch();
-  if (w > cursor_) skipped += w - cursor_;
-  cursor_ = std::max(cursor_, w);
-  aw::store_relaxed(&header_[layout::kREAD_IDX], static_cast<uint32_t>(cursor_));
+  if (w > cursor_.index()) {
+    skipped += w - cursor_.index();
+    cursor_.advance(w);
+  }
   return skipped;
 }
 
 bool ChannelU32Reader::closed_and_drained() {
   if (cache_pos_ != cache_len_) return false;
-  if (!attached_ && !attach()) return false;
-  // Acquire pairs with the close kernel's release store: the count loaded after it is final.
-  if ((aw::load_acquire(&header_[layout::kFLAGS]) & layout::kFlagClosed) == 0) return false;
-  return write_count() == cursor_;
+  if (!cursor_.attached() && !attach()) return false;
+  return cursor_.closed_at_end();
 }
 
 uint64_t ChannelU32Reader::available() {
   Exclusive guard(busy_);
   check_usable();
   uint64_t cached = cache_len_ - cache_pos_;
-  if (!attached_ && !attach()) return cached;
-  const uint64_t ahead = write_count() - cursor_;
-  return cached + std::min<uint64_t>(ahead, capacity_);
+  if (!cursor_.attached() && !attach()) return cached;
+  const uint64_t w = cursor_.write_count();
+  const uint64_t ahead = w > cursor_.index() ? w - cursor_.index() : 0;
+  return cached + std::min<uint64_t>(ahead, channel_->capacity());
 }
 
 bool ChannelU32Reader::exhausted() {

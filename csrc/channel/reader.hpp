@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "channel/channel.hpp"
+#include "channel/channel_cursor.hpp"
 #include "channel/pollable.hpp"
 #include "channel/wait_strategy.hpp"
 
@@ -60,7 +61,7 @@ class ChannelU32Reader : public Pollable {
   uint64_t last_index() const { return last_index_; }
   // Index (64-bit count in this epoch) of the next item this reader will return.
   uint64_t position() const {
-    return cache_pos_ != cache_len_ ? cache_index_[cache_pos_] : cursor_;
+    return cache_pos_ != cache_len_ ? cache_index_[cache_pos_] : cursor_.index();
   }
   // Items readable now without blocking (including the reader's small read-ahead cache): a
   // hint, counting published items whose slot may not be visible yet and items that will turn
@@ -71,7 +72,7 @@ class ChannelU32Reader : public Pollable {
   const std::shared_ptr<ChannelU32>& channel() const { return channel_; }
   // The slot protocol of the run this reader is attached to (1 or 2, read from the header's
   // FLAGS when it attaches; docs/protocol.md).
-  uint32_t slot_protocol() const { return slot_protocol_; }
+  uint32_t slot_protocol() const { return cursor_.slot_protocol(); }
 
   // How wait() (and the poller, for an armed reader) idles between checks.
   WaitStrategyKind wait_strategy() const { return strategy_.kind(); }
@@ -95,23 +96,16 @@ class ChannelU32Reader : public Pollable {
                          uint64_t& overwritten, uint64_t* indices);
   size_t fill_cache();     // items in the read-ahead cache after refilling it if empty
   bool attach();           // false while the awaited init has not run yet
-  uint64_t write_count() const;
   void check_epoch();      // throws ChannelError once if the channel was re-initialised
   bool closed_and_drained();
   void check_usable() const;
-  ChannelU32::ConsumerPosition current_position() const;
+  ConsumerPosition current_position() const;
 
   std::shared_ptr<ChannelU32> channel_;
-  uint32_t* header_;
+  ChannelCursor cursor_;  // the run it reads, the next ring index to copy, the header words
   const uint32_t* ring_;
-  uint32_t capacity_;
   uint32_t mask_;
-  uint32_t target_epoch_;  // inits encoded when this reader (re)started waiting
-  uint32_t epoch_ = 0;     // the epoch it is attached to
-  uint32_t slot_protocol_ = 1;  // the attached run's slot protocol, from FLAGS (docs/protocol.md)
-  bool attached_ = false;
   bool closed_ = false;
-  uint64_t cursor_ = 0;  // next ring index to copy (64-bit count)
   uint64_t dropped_ = 0;
   uint64_t delivered_ = 0;
   uint64_t last_index_ = 0;
