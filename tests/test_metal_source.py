@@ -110,8 +110,9 @@ def test_layout_constants_equal_header_layout():
     assert constants["FLAG_SLOT_PROTOCOL2"] == 2  # header_layout: FLAGS "bit 1: slot protocol 2"
     assert "bit 1: slot protocol 2" in table["FLAGS"]["meaning"]
     assert constants["CURSOR_PROTOCOL"] == 2  # layout.hpp: kCursorProtocol
+    assert constants["CURSOR_RECORD_DONE"] == 3  # layout.hpp: kCursorRecordDone
     assert set(constants) == set(table) | {"MAGIC_VALUE", "FLAG_CLOSED", "FLAG_SLOT_PROTOCOL2",
-                                           "CURSOR_PROTOCOL"}
+                                           "CURSOR_PROTOCOL", "CURSOR_RECORD_DONE"}
 
 
 def test_assembled_source_compiles_as_cxx14_through_the_shim(tmp_path):

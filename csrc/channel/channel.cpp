@@ -59,27 +59,14 @@ void ChannelU32::encode_init(CommandBuffer& cb) {
 
 std::shared_ptr<ChannelU32Reader> ChannelU32::reader() {
   device_->check_usable("get a channel's reader");
-  std::lock_guard lock(reader_mutex_);
-  if (auto live = reader_.lock()) return live;
-  auto fresh = std::make_shared<ChannelU32Reader>(shared_from_this(), ChannelU32Reader::Key{});
-  reader_ = fresh;
-  return fresh;
+  return consumer_.get([this] {
+    return std::make_shared<ChannelU32Reader>(shared_from_this(), ChannelU32Reader::Key{});
+  });
 }
 
-ConsumerPosition ChannelU32::consumer_position() const {
-  std::lock_guard lock(reader_mutex_);
-  return position_;
-}
-
-void ChannelU32::save_consumer_position(const ConsumerPosition& position) {
-  std::lock_guard lock(reader_mutex_);
-  position_ = position;
-}
-
-void ChannelU32::forget_reader(const ChannelU32Reader* reader) {
-  std::lock_guard lock(reader_mutex_);
-  if (reader_.lock().get() == reader) reader_.reset();
-}
+ConsumerPosition ChannelU32::consumer_position() const { return consumer_.position(); }
+void ChannelU32::save_consumer_position(const ConsumerPosition& p) { consumer_.save(p); }
+void ChannelU32::forget_reader(const ChannelU32Reader* reader) { consumer_.forget(reader); }
 
 void ChannelU32::encode_push(CommandBuffer& cb, uint32_t value) {
   kernel_args::channel_u32_push args;

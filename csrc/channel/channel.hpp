@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "channel/channel_cursor.hpp"
+#include "channel/single_consumer.hpp"
 #include "channel/layout.hpp"
 #include "device/device.hpp"
 #include "device/kernel_args.hpp"
@@ -69,9 +70,7 @@ class ChannelU32 : public std::enable_shared_from_this<ChannelU32> {
   std::shared_ptr<Buffer> data_;
   std::shared_ptr<Buffer> cursor_;
   std::atomic<uint32_t> inits_encoded_{0};
-  mutable std::mutex reader_mutex_;
-  std::weak_ptr<ChannelU32Reader> reader_;  // weak: the reader holds the channel
-  ConsumerPosition position_;
+  ConsumerSlot<ChannelU32Reader> consumer_;
 };
 
 // Validates a capacity and returns it as u32 (std::invalid_argument naming the rule broken).

@@ -57,7 +57,8 @@ FC_CHANNEL_HEADER_WORDS(FC_DECLARE_WORD)
 #undef FC_DECLARE_WORD
 
 inline constexpr uint32_t kHeaderWords = 8;
-inline constexpr uint32_t kCursorWords = 4;  // [0..1] 64-bit write count; [2] slot protocol; [3] reserved
+inline constexpr uint32_t kCursorWords = 4;  // [0..1] 64-bit write count; [2] slot protocol;
+                                             // [3] record channels: threads done with a record
 inline constexpr uint32_t kSlotWords = 2;    // (value, tag) per ring slot
 inline constexpr uint32_t kMagic = 0x46434831u;  // "FCH1"
 inline constexpr uint32_t kFlagClosed = 1u;
@@ -70,6 +71,7 @@ inline constexpr uint32_t kFlagSlotProtocol2 = 2u;
 inline constexpr uint32_t kSlotProtocolDefault = 1u;
 inline constexpr uint32_t kSlotProtocolTagged32 = 2u;
 inline constexpr uint32_t kCursorProtocol = 2;  // cursor word holding the slot protocol
+inline constexpr uint32_t kCursorRecordDone = 3;  // cursor word counting a record's threads done
 inline constexpr uint32_t kMinCapacity = 1u;
 inline constexpr uint32_t kMaxCapacity = 1u << 26;  // 64 Mi items: 512 MiB of 8-byte slots
 
@@ -86,6 +88,19 @@ static_assert(kCursorProtocol >= 2 && kCursorProtocol < kCursorWords,
               "the protocol word follows the 64-bit count in the cursor");
 static_assert((kFlagSlotProtocol2 & kFlagClosed) == 0, "FLAGS bits are distinct");
 
+static_assert(kCursorRecordDone > kCursorProtocol && kCursorRecordDone < kCursorWords,
+              "the record counter is the cursor's last word");
+
 constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
 }  // namespace fc::layout
+
+// The other constants kernels see, by their kernel name (FC_<name>) and the constant above:
+// the C++/CUDA preludes (kernels/kernel_layout.hpp) and the MSL (metal/msl_source.cpp) are
+// generated from this one list.
+#define FC_KERNEL_CONSTANTS(X)                   \
+  X(MAGIC_VALUE, kMagic)                         \
+  X(FLAG_CLOSED, kFlagClosed)                    \
+  X(FLAG_SLOT_PROTOCOL2, kFlagSlotProtocol2)     \
+  X(CURSOR_PROTOCOL, kCursorProtocol)            \
+  X(CURSOR_RECORD_DONE, kCursorRecordDone)

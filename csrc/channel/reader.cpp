@@ -41,20 +41,6 @@ namespace fc {
 
 namespace aw = atomic_word;
 
-class ChannelU32Reader::Exclusive {
- public:
-  explicit Exclusive(std::atomic_flag& flag) : flag_(flag) {
-    if (flag_.test_and_set(std::memory_order_acquire)) {
-      throw ConcurrentUseError(
-          "a channel's reader was used from two threads at once: a channel has a single "
-          "consumer; read it from one thread (or serialise the calls)");
-    }
-  }
-  ~Exclusive() { flag_.clear(std::memory_order_release); }
-
- private:
-  std::atomic_flag& flag_;
-};
 
 ChannelU32Reader::ChannelU32Reader(std::shared_ptr<ChannelU32> channel, Key)
     : channel_(std::move(channel)),
@@ -74,7 +60,7 @@ ConsumerPosition ChannelU32Reader::current_position() const {
 }
 
 void ChannelU32Reader::close() {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   if (closed_) return;
   closed_ = true;
   channel_->save_consumer_position(current_position());
@@ -82,11 +68,7 @@ void ChannelU32Reader::close() {
 }
 
 void ChannelU32Reader::check_usable() const {
-  if (closed_) {
-    throw ChannelError("this reader was closed; get the channel's reader again with "
-                       "channel.reader()");
-  }
-  channel_->device()->check_usable("read a channel");
+  check_reader_usable(closed_, *channel_->device());
 }
 
 bool ChannelU32Reader::attach() {
@@ -188,7 +170,7 @@ size_t ChannelU32Reader::fill_cache() {
 }
 
 size_t ChannelU32Reader::drain_into(uint32_t* out, size_t capacity) {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   check_usable();
   size_t from_cache = std::min(capacity, cache_len_ - cache_pos_);
   std::memcpy(out, cache_.data() + cache_pos_, from_cache * sizeof(uint32_t));
@@ -206,7 +188,7 @@ size_t ChannelU32Reader::drain_into(uint32_t* out, size_t capacity) {
 }
 
 std::optional<uint32_t> ChannelU32Reader::try_next() {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   check_usable();
   if (fill_cache() == 0) return std::nullopt;
   ++delivered_;
@@ -215,7 +197,7 @@ std::optional<uint32_t> ChannelU32Reader::try_next() {
 }
 
 uint64_t ChannelU32Reader::skip_to_end() {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   check_usable();
   uint64_t skipped = cache_len_ - cache_pos_;
   cache_pos_ = cache_len_ = 0;
@@ -236,7 +218,7 @@ bool ChannelU32Reader::closed_and_drained() {
 }
 
 uint64_t ChannelU32Reader::available() {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   check_usable();
   uint64_t cached = cache_len_ - cache_pos_;
   if (!cursor_.attached() && !attach()) return cached;
@@ -246,20 +228,20 @@ uint64_t ChannelU32Reader::available() {
 }
 
 bool ChannelU32Reader::exhausted() {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   check_usable();
   return closed_and_drained();
 }
 
 void ChannelU32Reader::set_wait_strategy(WaitStrategyKind kind) {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   strategy_.set_kind(kind);
 }
 
 
 WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>& interrupted,
                                   const CommandBuffer* until) {
-  Exclusive guard(busy_);  // one waiter: a second thread's read would race the cache refill
+  ConsumerGuard guard(busy_);  // one waiter: a second thread's read would race the cache refill
   // Ready only when an item is really there: filling the read-ahead cache validates the next
   // slot's tag (write_idx alone is a hint that can run ahead of the slots).
   return wait_loop(
@@ -268,29 +250,10 @@ WaitResult ChannelU32Reader::wait(double timeout_s, const std::function<bool()>&
 }
 
 Pollable::Probe ChannelU32Reader::probe(bool first, IdlePlan& plan,
-                                                std::exception_ptr& error) {
-  if (busy_.test_and_set(std::memory_order_acquire)) return Probe::Busy;
-  struct Release {
-    std::atomic_flag& flag;
-    ~Release() { flag.clear(std::memory_order_release); }
-  } release{busy_};
-  using clock = std::chrono::steady_clock;
-  try {
-    check_usable();
-    const Device& device = *channel_->device();
-    if (fill_cache() > 0) {
-      if (!first) strategy_.arrived(clock::now(), commit_time(device));
-      return Probe::Ready;
-    }
-    if (closed_and_drained()) return Probe::Closed;
-    const auto now = clock::now();
-    if (first) strategy_.begin(now);
-    plan = strategy_.idle(now, commit_time(device));
-    return Probe::Pending;
-  } catch (...) {
-    error = std::current_exception();
-    return Probe::Error;
-  }
+                                        std::exception_ptr& error) {
+  return probe_once(
+      busy_, strategy_, *channel_->device(), first, plan, error, [&] { check_usable(); },
+      [&] { return fill_cache() > 0; }, [&] { return closed_and_drained(); });
 }
 
 }  // namespace fc

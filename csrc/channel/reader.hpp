@@ -87,7 +87,6 @@ class ChannelU32Reader : public Pollable {
   Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error) override;
 
  private:
-  class Exclusive;  // guards against two threads using one reader at once
   // Returns the items kept; `consumed` is how many ring indices it moved past. With
   // `indices`, each kept item's index is stored beside it.
   size_t copy_from_ring(uint32_t* out, size_t max, size_t& consumed, uint64_t* indices = nullptr);

@@ -112,26 +112,11 @@ void RecordChannel::encode_close(CommandBuffer& cb) {
 
 std::shared_ptr<RecordReader> RecordChannel::reader() {
   device_->check_usable("get a channel's reader");
-  std::lock_guard lock(reader_mutex_);
-  if (auto live = reader_.lock()) return live;
-  auto fresh = std::make_shared<RecordReader>(shared_from_this());
-  reader_ = fresh;
-  return fresh;
+  return consumer_.get([this] { return std::make_shared<RecordReader>(shared_from_this()); });
 }
 
-ConsumerPosition RecordChannel::consumer_position() {
-  std::lock_guard lock(reader_mutex_);
-  return position_;
-}
-
-void RecordChannel::save_consumer_position(const ConsumerPosition& position) {
-  std::lock_guard lock(reader_mutex_);
-  position_ = position;
-}
-
-void RecordChannel::forget_reader(const RecordReader* reader) {
-  std::lock_guard lock(reader_mutex_);
-  if (reader_.lock().get() == reader) reader_.reset();
-}
+ConsumerPosition RecordChannel::consumer_position() const { return consumer_.position(); }
+void RecordChannel::save_consumer_position(const ConsumerPosition& p) { consumer_.save(p); }
+void RecordChannel::forget_reader(const RecordReader* reader) { consumer_.forget(reader); }
 
 }  // namespace fc

@@ -10,6 +10,7 @@
 
 #include "channel/channel_cursor.hpp"
 #include "channel/layout.hpp"
+#include "channel/single_consumer.hpp"
 #include "device/device.hpp"
 #include "device/kernel_args.hpp"
 
@@ -54,7 +55,7 @@ class RecordChannel : public std::enable_shared_from_this<RecordChannel> {
   std::shared_ptr<RecordReader> reader();
   void forget_reader(const RecordReader* reader);
   // Where the last reader stopped (the next one continues there, same epoch only).
-  ConsumerPosition consumer_position();
+  ConsumerPosition consumer_position() const;
   void save_consumer_position(const ConsumerPosition& position);
 
  private:
@@ -69,9 +70,7 @@ class RecordChannel : public std::enable_shared_from_this<RecordChannel> {
   std::shared_ptr<Buffer> data_;
   std::shared_ptr<Buffer> cursor_;
   std::atomic<uint32_t> inits_encoded_{0};
-  std::mutex reader_mutex_;
-  std::weak_ptr<RecordReader> reader_;
-  ConsumerPosition position_;
+  ConsumerSlot<RecordReader> consumer_;
 };
 
 }  // namespace fc

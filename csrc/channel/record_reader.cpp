@@ -49,20 +49,6 @@ void copy_payload(void* out, const uint8_t* src, uint64_t bytes) {
 
 }  // namespace
 
-class RecordReader::Exclusive {
- public:
-  explicit Exclusive(std::atomic_flag& flag) : flag_(flag) {
-    if (flag_.test_and_set(std::memory_order_acquire)) {
-      throw ConcurrentUseError(
-          "a record channel's reader was used from two threads at once: a channel has a single "
-          "consumer; read it from one thread (or serialise the calls)");
-    }
-  }
-  ~Exclusive() { flag_.clear(std::memory_order_release); }
-
- private:
-  std::atomic_flag& flag_;
-};
 
 RecordReader::RecordReader(std::shared_ptr<RecordChannel> channel)
     : channel_(std::move(channel)),
@@ -81,7 +67,7 @@ RecordReader::~RecordReader() {
 }
 
 void RecordReader::close() {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   if (closed_) return;
   closed_ = true;
   channel_->save_consumer_position(cursor_.position());
@@ -89,11 +75,7 @@ void RecordReader::close() {
 }
 
 void RecordReader::check_usable() const {
-  if (closed_) {
-    throw ChannelError("this reader was closed; get the channel's reader again with "
-                       "channel.reader()");
-  }
-  channel_->device()->check_usable("read a channel");
+  check_reader_usable(closed_, *channel_->device());
 }
 
 RecordReader::Slot RecordReader::copy_record(uint64_t index, void* out) {
@@ -136,13 +118,13 @@ size_t RecordReader::read(void* out, size_t max) {
 }
 
 bool RecordReader::try_read(void* out) {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   check_usable();
   return read(out, 1) == 1;
 }
 
 size_t RecordReader::drain_into(void* out, size_t max_records) {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   check_usable();
   size_t total = 0;
   // A lap can drop records and return fewer than are readable: loop until none is left.
@@ -164,56 +146,34 @@ bool RecordReader::next_ready() {
   return static_cast<int32_t>(end - static_cast<uint32_t>(index + 1)) >= 0;
 }
 
+bool RecordReader::closed_at_end() {
+  return (cursor_.attached() || cursor_.attach(channel_->consumer_position())) &&
+         cursor_.closed_at_end();
+}
+
 bool RecordReader::exhausted() {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   check_usable();
-  if (!cursor_.attached() && !cursor_.attach(channel_->consumer_position())) return false;
-  return cursor_.closed_at_end();
+  return closed_at_end();
 }
 
 void RecordReader::set_wait_strategy(WaitStrategyKind kind) {
-  Exclusive guard(busy_);
+  ConsumerGuard guard(busy_);
   strategy_.set_kind(kind);
 }
 
 WaitResult RecordReader::wait(double timeout_s, const std::function<bool()>& interrupted,
                               const CommandBuffer* until) {
-  Exclusive guard(busy_);
-  return wait_loop(
-      strategy_, *channel_->device(), timeout_s, interrupted, until, [&] { check_usable(); },
-      [&] { return next_ready(); },
-      [&] {
-        return (cursor_.attached() || cursor_.attach(channel_->consumer_position())) &&
-               cursor_.closed_at_end();
-      });
+  ConsumerGuard guard(busy_);
+  return wait_loop(strategy_, *channel_->device(), timeout_s, interrupted, until,
+                   [&] { check_usable(); }, [&] { return next_ready(); },
+                   [&] { return closed_at_end(); });
 }
 
 Pollable::Probe RecordReader::probe(bool first, IdlePlan& plan, std::exception_ptr& error) {
-  if (busy_.test_and_set(std::memory_order_acquire)) return Probe::Busy;
-  struct Release {
-    std::atomic_flag& flag;
-    ~Release() { flag.clear(std::memory_order_release); }
-  } release{busy_};
-  using clock = std::chrono::steady_clock;
-  try {
-    check_usable();
-    const Device& device = *channel_->device();
-    if (next_ready()) {
-      if (!first) strategy_.arrived(clock::now(), commit_time(device));
-      return Probe::Ready;
-    }
-    if ((cursor_.attached() || cursor_.attach(channel_->consumer_position())) &&
-        cursor_.closed_at_end()) {
-      return Probe::Closed;
-    }
-    const auto now = clock::now();
-    if (first) strategy_.begin(now);
-    plan = strategy_.idle(now, commit_time(device));
-    return Probe::Pending;
-  } catch (...) {
-    error = std::current_exception();
-    return Probe::Error;
-  }
+  return probe_once(busy_, strategy_, *channel_->device(), first, plan, error,
+                    [&] { check_usable(); }, [&] { return next_ready(); },
+                    [&] { return closed_at_end(); });
 }
 
 }  // namespace fc

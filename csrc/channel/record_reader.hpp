@@ -46,13 +46,13 @@ class RecordReader : public Pollable {
   Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error) override;
 
  private:
-  class Exclusive;
   enum class Slot { Record, Dropped, NotYet };
   // Record `index` into `out`: Record (copied whole), Dropped (overwritten first), NotYet.
   Slot copy_record(uint64_t index, void* out);
   // Copies up to `max` records; 0 when none is readable (or the channel must wait for init).
   size_t read(void* out, size_t max);
-  bool next_ready();  // the next record's end tag is there (or it was lapped)
+  bool next_ready();     // the next record's end tag is there (or it was lapped)
+  bool closed_at_end();  // closed by the producer and read to its end
   void check_usable() const;
 
   std::shared_ptr<RecordChannel> channel_;

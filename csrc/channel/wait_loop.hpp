@@ -5,10 +5,13 @@
 // about timing lives here (and in wait_strategy.hpp).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <thread>
 
+#include "channel/pollable.hpp"
 #include "channel/wait_strategy.hpp"
 #include "device/deadline.hpp"
 #include "device/device.hpp"
@@ -90,6 +93,37 @@ WaitResult wait_loop(WaitStrategy& strategy, const Device& device, double timeou
         break;
       }
     }
+  }
+}
+
+// The poller's one check of a reader (Pollable::probe), with the same three callables as
+// wait_loop: never throws (Error carries the exception) and never blocks on the reader's owner
+// (Busy while another thread holds `busy`).
+template <class Usable, class Ready, class Closed>
+Pollable::Probe probe_once(std::atomic_flag& busy, WaitStrategy& strategy, const Device& device,
+                           bool first, IdlePlan& plan, std::exception_ptr& error,
+                           Usable&& usable, Ready&& ready, Closed&& closed) {
+  using Probe = Pollable::Probe;
+  if (busy.test_and_set(std::memory_order_acquire)) return Probe::Busy;
+  struct Release {
+    std::atomic_flag& flag;
+    ~Release() { flag.clear(std::memory_order_release); }
+  } release{busy};
+  using clock = std::chrono::steady_clock;
+  try {
+    usable();
+    if (ready()) {
+      if (!first) strategy.arrived(clock::now(), commit_time(device));
+      return Probe::Ready;
+    }
+    if (closed()) return Probe::Closed;
+    const auto now = clock::now();
+    if (first) strategy.begin(now);
+    plan = strategy.idle(now, commit_time(device));
+    return Probe::Pending;
+  } catch (...) {
+    error = std::current_exception();
+    return Probe::Error;
   }
 }
 

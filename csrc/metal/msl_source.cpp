@@ -25,10 +25,10 @@ std::string msl_layout_constants() {
   out << "constant uint FC_" #name " = " << static_cast<uint32_t>(index) << "u;  // " meaning "\n";
   FC_CHANNEL_HEADER_WORDS(FC_MSL_LAYOUT_WORD)
 #undef FC_MSL_LAYOUT_WORD
-  out << "constant uint FC_MAGIC_VALUE = " << layout::kMagic << "u;\n";
-  out << "constant uint FC_FLAG_CLOSED = " << layout::kFlagClosed << "u;\n";
-  out << "constant uint FC_FLAG_SLOT_PROTOCOL2 = " << layout::kFlagSlotProtocol2 << "u;\n";
-  out << "constant uint FC_CURSOR_PROTOCOL = " << layout::kCursorProtocol << "u;\n";
+#define FC_MSL_CONSTANT(name, constant) \
+  out << "constant uint FC_" #name " = " << layout::constant << "u;\n";
+  FC_KERNEL_CONSTANTS(FC_MSL_CONSTANT)
+#undef FC_MSL_CONSTANT
   return out.str();
 }
 
