@@ -39,6 +39,15 @@ def device(backend):
 
 
 @pytest.fixture
+def cuda():
+    """A cuda device for the CUDA-only tests (skipped where cuda is absent, a failure under
+    FOUNDRY_CHANNELS_REQUIRE=cuda)."""
+    dev = open_or_skip("cuda")
+    yield dev
+    dev.close()
+
+
+@pytest.fixture
 def cpu_device():
     dev = fc.Device("cpu")
     yield dev

@@ -19,17 +19,10 @@ import numpy as np
 import pytest
 
 import foundry_channels as fc
-from conftest import make_channel, open_or_skip
+from conftest import make_channel
 
 SCALE = float(os.environ.get("FC_TEST_SCALE", "1"))
 UNDER_SANITIZER = os.environ.get("FC_UNDER_SANITIZER") == "1"
-
-
-@pytest.fixture
-def cuda():
-    dev = open_or_skip("cuda")
-    yield dev
-    dev.close()
 
 
 def test_unavailable_cuda_raises_with_its_reason():

@@ -7,18 +7,8 @@ import numpy as np
 import pytest
 
 import foundry_channels as fc
-from conftest import open_or_skip
 
 torch = pytest.importorskip("torch")
-
-
-@pytest.fixture
-def cuda():
-    dev = open_or_skip("cuda")
-    if not torch.cuda.is_available():
-        pytest.fail("the cuda backend opened a device but torch sees no GPU")
-    yield dev
-    dev.close()
 
 
 def init(dev, ch):

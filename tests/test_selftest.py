@@ -4,7 +4,6 @@ runs (docs/metal.md), exercised here on cpu and, where present, cuda."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 

@@ -16,7 +16,6 @@ import textwrap
 import threading
 import time
 
-import numpy as np
 import pytest
 
 import foundry_channels as fc

@@ -197,7 +197,7 @@ def test_channel_capacity_rule_at_load_time(capacity):
     doc["steps"][5]["capacity"] = capacity
     message = error_of(doc)
     assert message.count("\n") == 0 and "steps[5].capacity (stream_init)" in message
-    assert (f"capacity must be a power of two from 1 to 67108864" in message
+    assert ("capacity must be a power of two from 1 to 67108864" in message
             or "expected a u32 (1..4294967295" in message)
 
 

@@ -21,6 +21,7 @@ import time
 from typing import Optional, Sequence
 
 from . import _interrupt
+from ._cli_args import int_in
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -41,23 +42,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _int_in(lo: int, hi: int):
-    """An argparse type: an integer in lo..hi (the message states the range it checks)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
-        return value
-
-    return parse
-
-
-_u32 = _int_in(0, U32_MAX)
-_positive = _int_in(1, U32_MAX)
+_u32 = int_in(0, U32_MAX)
+_positive = int_in(1, U32_MAX)
 
 
 def _device(text: str) -> str:

@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Callable, Optional
 
+from .._cli_args import int_in
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 PNG_EXTRA = "pip install 'foundry-channels[images]'"
@@ -23,19 +25,6 @@ PNG_EXTRA = "pip install 'foundry-channels[images]'"
 
 class _BadInput(Exception):
     """Found before anything runs: one line, exit code 2."""
-
-
-def _int_in(lo: int, hi: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
-        return value
-
-    return parse
 
 
 def add_command(sub, add_device: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -47,11 +36,11 @@ def add_command(sub, add_device: Callable[[argparse.ArgumentParser], None]) -> N
                                    "one command buffer); each step pushes a preview that the "
                                    "CPU writes as a PNG while the later steps run.")
     add_device(p)
-    p.add_argument("--steps", type=_int_in(1, MAX_STEPS), default=50, metavar="N",
+    p.add_argument("--steps", type=int_in(1, MAX_STEPS), default=50, metavar="N",
                    help="denoising steps (default 50)")
-    p.add_argument("--seed", type=_int_in(0, 0xFFFFFFFF), default=0, metavar="S",
+    p.add_argument("--seed", type=int_in(0, 0xFFFFFFFF), default=0, metavar="S",
                    help="noise seed, 0..2^32-1 (default 0)")
-    p.add_argument("--size", type=_int_in(1, MAX_SIDE), default=64, metavar="PX",
+    p.add_argument("--size", type=int_in(1, MAX_SIDE), default=64, metavar="PX",
                    help="image width and height in pixels (default 64)")
     p.add_argument("--out", default="denoise_previews", metavar="DIR",
                    help="where the PNG files go (preview_0001.png ..., final.png; created if "
