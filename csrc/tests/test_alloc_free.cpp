@@ -14,6 +14,7 @@
 #include "channel/record_channel.hpp"
 #include "channel/record_reader.hpp"
 #include "host/host_kernels.hpp"
+#include "stress_support.hpp"
 
 static std::atomic<long> g_allocations{0};
 
@@ -28,11 +29,8 @@ void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
-static int failures = 0;
-static void expect(bool ok, const char* what) {
-  std::printf("%s: %s\n", ok ? "ok  " : "FAIL", what);
-  if (!ok) ++failures;
-}
+using fc_test::expect;
+using fc_test::failures;
 
 int main() {
   auto device = fc::make_host_device();

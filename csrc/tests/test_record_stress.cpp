@@ -9,12 +9,10 @@
 
 #include "channel/record_channel.hpp"
 #include "channel/record_reader.hpp"
+#include "stress_support.hpp"
 
-static int failures = 0;
-static void expect(bool ok, const char* what) {
-  std::printf("%s: %s\n", ok ? "ok  " : "FAIL", what);
-  if (!ok) ++failures;
-}
+using fc_test::expect;
+using fc_test::failures;
 
 static void run(uint32_t capacity, uint32_t words, uint32_t records) {
   auto device = fc::make_host_device();

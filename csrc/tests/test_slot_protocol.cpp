@@ -18,13 +18,11 @@
 
 #include "channel/channel.hpp"
 #include "channel/reader.hpp"
+#include "stress_support.hpp"
 #include "common/atomic_word.hpp"
 
-static int failures = 0;
-static void expect(bool ok, const char* what) {
-  std::printf("%s: %s\n", ok ? "ok  " : "FAIL", what);
-  if (!ok) ++failures;
-}
+using fc_test::expect;
+using fc_test::failures;
 
 namespace aw = fc::atomic_word;
 
@@ -70,92 +68,6 @@ static void reader_decisions() {
   device->close();
 }
 
-static void run(uint32_t capacity, size_t batch, uint32_t n_items) {
-  auto device = fc::make_host_device();
-  auto channel = std::make_shared<fc::ChannelU32>(device, capacity, 2);
-  auto cb = device->new_queue()->command_buffer();
-  channel->encode_init(*cb);
-  channel->encode_push_sequence(*cb, 0, n_items);
-  channel->encode_close(*cb);
-  cb->commit();
-
-  uint64_t received = 0, dropped = 0;
-  bool in_order = true;
-  int64_t last = -1;
-  std::thread consumer([&] {
-    auto reader = channel->reader();
-    std::vector<uint32_t> out(batch);
-    for (;;) {
-      size_t n = reader->drain_into(out.data(), out.size());
-      for (size_t i = 0; i < n; ++i) {
-        if (static_cast<int64_t>(out[i]) <= last) in_order = false;
-        last = out[i];
-      }
-      received += n;
-      if (n == 0 && reader->wait(10.0) != fc::WaitResult::Ready) break;
-    }
-    dropped = reader->dropped();
-  });
-  consumer.join();
-  cb->wait_until_completed(-1);
-  char what[200];
-  std::snprintf(what, sizeof what,
-                "protocol 2, capacity %u batch %zu: %llu received + %llu dropped == %u, values "
-                "strictly increasing (value i is item i), last item",
-                capacity, batch, (unsigned long long)received, (unsigned long long)dropped,
-                n_items);
-  expect(in_order && received + dropped == n_items && last == int64_t{n_items} - 1, what);
-  device->close();
-}
-
-static void run_reinit(uint32_t capacity, uint32_t epochs, uint32_t n_items) {
-  auto device = fc::make_host_device();
-  auto channel = std::make_shared<fc::ChannelU32>(device, capacity, 2);
-  auto queue = device->new_queue();
-  auto first = queue->command_buffer();
-  channel->encode_init(*first);
-  first->commit();
-  first->wait_until_completed(-1);
-  auto reader = channel->reader();
-  reader->try_next();
-  auto cb = queue->command_buffer();
-  for (uint32_t e = 1; e < epochs; ++e) {
-    channel->encode_init(*cb);
-    channel->encode_push_sequence(*cb, e << 24, n_items);
-  }
-  channel->encode_close(*cb);
-  cb->commit();
-  bool consistent = true;
-  uint32_t errors = 0;
-  std::thread consumer([&] {
-    std::vector<uint32_t> out(257);
-    int64_t last = -1;
-    for (;;) {
-      try {
-        size_t n = reader->drain_into(out.data(), out.size());
-        for (size_t i = 0; i < n; ++i) {
-          if (last >= 0 && (out[i] >> 24 != uint32_t(last) >> 24 || out[i] <= uint32_t(last))) {
-            consistent = false;
-          }
-          last = out[i];
-        }
-        if (n == 0 && reader->wait(10.0) != fc::WaitResult::Ready) break;
-      } catch (const fc::ChannelError&) {
-        ++errors;
-        last = -1;
-      }
-    }
-  });
-  consumer.join();
-  cb->wait_until_completed(-1);
-  char what[160];
-  std::snprintf(what, sizeof what,
-                "protocol 2: re-init x%u under a live reader (capacity %u): each run in order, %u "
-                "re-inits reported", epochs, capacity, errors);
-  expect(consistent && errors >= 1 && errors <= epochs, what);
-  device->close();
-}
-
 // One device, one channel of each protocol, pushed in the same command buffer.
 static void side_by_side() {
   auto device = fc::make_host_device();
@@ -190,9 +102,9 @@ static void side_by_side() {
 int main() {
   reader_decisions();
   side_by_side();
-  run_reinit(64, 100, 5000);
-  run(1u << 12, 1024, 1'000'000);
-  run(16, 3, 1'000'000);  // lapped again and again
-  run(2, 1, 300'000);     // the smallest ring a tag can validate: every push laps
+  fc_test::run_reinit(2, 64, 100, 5000);
+  fc_test::run_concurrent(2, 1u << 12, 1024, 1'000'000);
+  fc_test::run_concurrent(2, 16, 3, 1'000'000);  // lapped again and again
+  fc_test::run_concurrent(2, 2, 1, 300'000);  // the smallest ring a tag can validate: every push laps
   return failures == 0 ? 0 : 1;
 }

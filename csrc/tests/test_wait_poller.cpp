@@ -14,12 +14,10 @@
 #include "channel/channel.hpp"
 #include "channel/poller.hpp"
 #include "channel/reader.hpp"
+#include "stress_support.hpp"
 
-static int failures = 0;
-static void expect(bool ok, const char* what) {
-  std::printf("%s: %s\n", ok ? "ok  " : "FAIL", what);
-  if (!ok) ++failures;
-}
+using fc_test::expect;
+using fc_test::failures;
 
 using namespace std::chrono_literals;
 
