@@ -36,7 +36,8 @@
   X(record_push)               \
   X(fill_pattern_u32)          \
   X(denoise_init)              \
-  X(denoise_step)
+  X(denoise_step)              \
+  X(lm_next_counts)
 
 // ---- signatures (the meaning of each parameter is documented at the kernel's body) ----------
 #define FC_SIGNATURE_channel_u32_init(P) \
@@ -58,6 +59,9 @@
   P(CHAN_OPT, 5, stream) P(U32, 0, seed) P(U32, 1, eos) P(U32, 2, max_tokens)                \
   P(U32, 3, history_capacity) P(U32_OPT, 4, overshoot) P(U32_OPT, 5, push)                   \
   P(U32_OPT, 6, stream_capacity)
+#define FC_SIGNATURE_lm_next_counts(P)                                                 \
+  P(BUF, 0, model) P(BUF, 1, state) P(BUF, 2, history) P(BUF, 3, out) P(BUF_OPT, 4, stop) \
+  P(U32, 0, vocab) P(U32_OPT, 1, predicated)
 #define FC_SIGNATURE_lm_rollback(P) \
   P(BUF, 0, state) P(BUF, 1, history) P(BUF, 2, stop) P(U32, 0, history_capacity)
 #define FC_SIGNATURE_buffer_copy_u32(P) P(BUF, 0, source) P(BUF, 1, destination) P(U32, 0, words)
