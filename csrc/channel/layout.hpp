@@ -37,6 +37,10 @@
 
 #include <cstdint>
 
+// The other shared-word tables the kernels see, reachable from here so that every prelude and
+// generator that includes this header gets them all.
+#include "channel/control_layout.hpp"
+
 //      name          word  who writes it   meaning
 #define FC_CHANNEL_HEADER_WORDS(X)                                                              \
   X(WRITE_IDX,     0, "producer", "monotonic count of items published (release store)")       \
