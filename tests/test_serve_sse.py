@@ -108,3 +108,39 @@ def test_parse_request_parses_the_query():
     assert parse_request({"prompt": "x", "window": "4"}) == {"prompt": "x", "window": 4}
     with pytest.raises(ValueError, match="window"):
         parse_request({"window": "four"})
+
+
+def test_a_client_that_goes_away_cancels_its_run_on_the_device(monkeypatch):
+    """Closing the event stream (what Starlette does when the client disconnects) cancels the
+    run through its control block instead of letting it run to max_tokens."""
+    import asyncio
+
+    import foundry_channels.workflow as workflow_pkg
+
+    runs = []
+    real_run = workflow_pkg.run_workflow
+
+    def recording_run(*args, **kwargs):
+        run = real_run(*args, **kwargs)
+        runs.append((run.loops[-1], len(run.outputs["generated_tokens"].numpy())))
+        return run
+
+    monkeypatch.setattr(workflow_pkg, "run_workflow", recording_run)
+    generate = workflow_generator("cpu")
+
+    async def client_reads_three_chunks_then_leaves():
+        chunks = generate({"prompt": "We hold", "max_tokens": 65000, "window": 1, "seed": 2,
+                           "mode": "interactive"})
+        got = []
+        async for chunk in chunks:
+            got.append(chunk)
+            if len(got) == 3:
+                break
+        await chunks.aclose()
+        return got
+
+    got = asyncio.run(client_reads_three_chunks_then_leaves())
+    assert len(got) == 3 and len(runs) == 1
+    loop, generated = runs[0]
+    assert loop.cancelled
+    assert 3 <= generated < 65000

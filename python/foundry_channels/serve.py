@@ -106,7 +106,8 @@ def workflow_generator(device: str = "cpu", workflow_path: str | None = None) ->
     import time
 
     from .lm import StreamingDetokenizer
-    from .workflow import WorkflowRuntimeError, load_workflow, run_workflow, sample_path
+    from .workflow import (Cancellation, WorkflowRuntimeError, load_workflow, run_workflow,
+                           sample_path)
     from .workflow.executor import bind_inputs
 
     workflow = load_workflow(workflow_path or sample_path("text_generation_stream_u32"))
@@ -123,16 +124,21 @@ def workflow_generator(device: str = "cpu", workflow_path: str | None = None) ->
         loop = asyncio.get_running_loop()
         feed = _TokenFeed(loop)
         on_token = feed.put
+        # A client that disconnects closes this generator: the run is cancelled on the device
+        # (its decode steps stop within one step) instead of running to max_tokens.
+        cancellation = Cancellation()
 
         def work() -> None:
             try:
                 start = time.monotonic()
-                run = run_workflow(workflow, device, inputs=inputs, on_token=on_token, mode=mode)
+                run = run_workflow(workflow, device, inputs=inputs, on_token=on_token, mode=mode,
+                                   cancellation=cancellation)
                 outputs = run.python_outputs()
                 report = run.loops[-1]
                 run.context.close()
                 summary = {"tokens": len(outputs["generated_tokens"]), "text": outputs["text"],
                            "mode": mode, "device": device, "stop_flag": report.stop_flag,
+                           "cancelled": report.cancelled,
                            "first_token_s": report.first_token_s,
                            "seconds": time.monotonic() - start, "ended_at": time.monotonic()}
                 feed.put(summary)
@@ -157,6 +163,7 @@ def workflow_generator(device: str = "cpu", workflow_path: str | None = None) ->
                     else:
                         raise item
         finally:
+            cancellation.cancel()  # no-op when the run already ended
             await worker
 
     return generate

@@ -28,6 +28,8 @@ from importlib import resources
 # before any module of the package, so the registry is complete before anything loads a
 # workflow, and the registry never has to import the ops back.
 from . import ops  # noqa: F401
+from .background import WorkflowHandle, start_workflow
+from .cancellation import Cancellation
 from .context import WorkflowExecutionContext
 from .definitions import Step, Workflow
 from .errors import WorkflowError, WorkflowKindError, WorkflowRuntimeError, WorkflowValidationError
@@ -49,6 +51,7 @@ def sample_path(name: str = "text_generation_stream_u32") -> str:
 
 __all__ = [
     "Arg",
+    "Cancellation",
     "Channel",
     "LoopResult",
     "OpSpec",
@@ -60,6 +63,7 @@ __all__ = [
     "Workflow",
     "WorkflowError",
     "WorkflowExecutionContext",
+    "WorkflowHandle",
     "WorkflowKindError",
     "WorkflowRun",
     "WorkflowRuntimeError",
@@ -69,4 +73,5 @@ __all__ = [
     "register_op",
     "run_workflow",
     "sample_path",
+    "start_workflow",
 ]

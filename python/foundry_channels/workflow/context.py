@@ -7,7 +7,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Union
 
-from .._core import CommandBuffer, Device
+from .._core import CommandBuffer, ControlBlock, Device
+from .cancellation import Cancellation, is_cancelled
 from .values import Channel, TensorArg, Value
 
 
@@ -25,7 +26,8 @@ class WorkflowExecutionContext:
     def __init__(self, device: Union[Device, str] = "cpu", *,
                  on_token: Optional[Callable[[int], None]] = None,
                  on_window: Optional[Callable] = None,
-                 on_text: Optional[Callable[[str], None]] = None) -> None:
+                 on_text: Optional[Callable[[str], None]] = None,
+                 cancellation: Optional[Cancellation] = None) -> None:
         if on_token is not None and on_text is not None:
             raise ValueError("give on_token or on_text, not both: a run delivers through one "
                              "path (tokens from u32 channels, text from byte channels)")
@@ -45,6 +47,30 @@ class WorkflowExecutionContext:
         self.lm_tables: dict[int, object] = {}
         # lm_vocabulary's tables, likewise: buffer id -> lm.vocab.Vocabulary
         self.vocabularies: dict[int, object] = {}
+        self.cancellation = cancellation
+        self._control: Optional[ControlBlock] = None
+
+    # ---- cancel -------------------------------------------------------------------------
+
+    def control_block(self) -> ControlBlock:
+        """The run's control block (made on first use), which every decode step reads:
+        cancelling the run's Cancellation cancels it (cancellation.py)."""
+        if self._control is None:
+            self._control = ControlBlock(self.device)
+            if self.cancellation is not None:
+                self.cancellation.attach(self._control)
+        return self._control
+
+    def stop_device(self) -> None:
+        """Cancels the run's control block (if a step uses it): its decode steps stop within one
+        step, so closing after an error or Ctrl-C does not wait for whole windows."""
+        if self._control is not None:
+            self._control.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run was asked to stop: loops commit no further windows."""
+        return is_cancelled(self.cancellation)
 
     # ---- command buffers --------------------------------------------------------------
 
@@ -97,6 +123,8 @@ class WorkflowExecutionContext:
             if not self.device.closed:
                 self.synchronize()
         finally:
+            if self._control is not None and self.cancellation is not None:
+                self.cancellation.detach(self._control)
             if self._owns_device:
                 self.device.close()
 

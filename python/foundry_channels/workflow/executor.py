@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Union
 
 from .._core import Device
+from .cancellation import Cancellation
 from .context import WorkflowExecutionContext
 from .definitions import Declaration, Step, Workflow
 from .errors import WorkflowError, WorkflowKindError, WorkflowRuntimeError, step_label
@@ -145,20 +146,25 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
                  inputs: Optional[dict] = None, on_token: Optional[Callable[[int], None]] = None,
                  on_window: Optional[Callable] = None,
                  mode: Optional[str] = None,
-                 on_text: Optional[Callable[[str], None]] = None) -> WorkflowRun:
+                 on_text: Optional[Callable[[str], None]] = None,
+                 cancellation: Optional[Cancellation] = None) -> WorkflowRun:
     """Loads (if needed) and runs a workflow. The returned run's context keeps the channels
     (`run.context.channels`); close it (`run.context.close()`) when the device was opened
     here by name. `mode` (windowed / throughput / interactive) overrides the loops' mode;
     `run.loops` holds each loop's LoopResult. A loop streaming into a byte channel (text
     detokenized on the device) hands text pieces to `on_text` instead of tokens to
-    `on_token`; give one of the two."""
+    `on_token`; give one of the two. `cancellation.cancel()` (from any thread) stops the run's
+    decode steps within one step on the device (cancellation.py); the run then completes its
+    remaining steps with what was generated, and its loop reports stop flag CANCELLED. An
+    exception or Ctrl-C inside the run cancels it on the device the same way before the error
+    propagates."""
     if not isinstance(workflow, Workflow):
         workflow = load_workflow(workflow)
     # The run's mode is checked here, before any device work; a loop's own mode was checked
     # when the workflow was loaded (its Arg choices).
     options = {"mode": check_mode(mode) if mode is not None else None}
     ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window,
-                                   on_text=on_text)
+                                   on_text=on_text, cancellation=cancellation)
     try:
         ctx.values.update(bind_inputs(workflow, inputs or {}))
         ctx.values.update({name: decl.value for name, decl in workflow.values.items()})
@@ -166,6 +172,7 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
         ctx.synchronize()
     except BaseException:
         try:
+            ctx.stop_device()
             ctx.close()
         except Exception:  # the original error is the one to report
             pass

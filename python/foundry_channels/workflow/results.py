@@ -37,3 +37,4 @@ class LoopResult:
     first_token_s: Optional[float] = None  # since the loop started (streaming modes)
     encode_s: float = 0.0  # time spent encoding windows the first time (not replays)
     cpu_s: float = 0.0  # CPU time of the runner's thread during the loop (polling included)
+    cancelled: bool = False  # the run was cancelled (cancellation.py) while this loop ran

@@ -112,7 +112,7 @@ class WindowedLoop:
     def windows(self) -> Iterator[tuple[int, CommandBuffer, bool]]:
         """Commits the windows one after another: (steps, command buffer, replayed)."""
         done = 0
-        while done < self.max_steps:
+        while done < self.max_steps and not self.ctx.cancelled:
             steps = min(self.window, self.max_steps - done)
             cb, replayed = self.encode_window(steps)
             done += steps
@@ -129,6 +129,7 @@ class WindowedLoop:
         else:
             result = self._run_windowed()
         result.tokens = self.collected_tokens()
+        result.cancelled = self.ctx.cancelled
         result.encode_s = self.encode_s
         result.cpu_s = time.thread_time() - cpu_start
         return result

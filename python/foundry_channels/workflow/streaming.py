@@ -115,6 +115,9 @@ def run_streaming(loop) -> LoopResult:
                 stopped |= loop.reporter.window_completed(result, steps, replayed,
                                                         start).stop_flag != 0
 
+            # A cancelled run commits nothing more; the windows in flight stop on the device
+            # within one step (their decode steps read the control block).
+            stopped |= ctx.cancelled
             if not in_flight and (stopped or committed_steps >= loop.max_steps):
                 break
             if not stopped and len(in_flight) < max_in_flight and committed_steps < loop.max_steps:

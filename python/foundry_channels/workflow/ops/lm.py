@@ -98,7 +98,9 @@ def lm_decode_step(ctx, args, step):
     """One decode step on the device: sample, append to the history, write `token`; sets
     the stop flag on EOS / max tokens / full history, after which it is a no-op - unless
     the enclosing loop overshoots (overshoot.py): then later steps still sample and advance
-    the history, invisibly, and the loop rolls the state back to the stop point after."""
+    the history, invisibly, and the loop rolls the state back to the stop point after. Every
+    step reads the run's control block first (cancellation.py): a cancelled run stops at the
+    next step (stop flag CANCELLED) without sampling."""
     model = args["model"]
     _, model_eos = model_info(ctx, model)
     eos = model_eos if args["eos_token"] is None else args["eos_token"]
@@ -115,7 +117,8 @@ def lm_decode_step(ctx, args, step):
         overshoot=1 if overshoot is not None else 0,
         stream=stream.channel if stream is not None else None,
         push=1 if stream is not None else 0,
-        stream_capacity=stream.capacity if stream is not None else 0)
+        stream_capacity=stream.capacity if stream is not None else 0,
+        control=ctx.control_block(), use_control=1)
 
 
 def model_info(ctx, model: TensorArg) -> tuple[str, int]:
