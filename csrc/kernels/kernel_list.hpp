@@ -62,7 +62,8 @@
   P(BUF, 0, model) P(BUF, 1, state) P(BUF, 2, history) P(BUF, 3, out) P(BUF, 4, stop)        \
   P(CHAN_OPT, 5, stream) P(SHARED_OPT, 8, control) P(U32, 0, seed) P(U32, 1, eos)            \
   P(U32, 2, max_tokens) P(U32, 3, history_capacity) P(U32_OPT, 4, overshoot)                 \
-  P(U32_OPT, 5, push) P(U32_OPT, 6, stream_capacity) P(U32_OPT, 7, use_control)
+  P(U32_OPT, 5, push) P(U32_OPT, 6, stream_capacity) P(U32_OPT, 7, use_control)            \
+  P(BUF_OPT, 9, forced) P(BUF_OPT, 10, forced_got) P(U32_OPT, 8, forced_mode)
 #define FC_SIGNATURE_lm_next_counts(P)                                                 \
   P(BUF, 0, model) P(BUF, 1, state) P(BUF, 2, history) P(BUF, 3, out) P(BUF_OPT, 4, stop) \
   P(U32, 0, vocab) P(U32_OPT, 1, predicated)
@@ -91,9 +92,9 @@
   P(U32, 3, width) P(U32, 4, words) P(U32_OPT, 5, capacity) P(U32_OPT, 6, stride)            \
   P(U32, 7, threads)
 
-// The uniform dispatch the backends receive: twelve buffer slots, eight u32 scalars.
+// The uniform dispatch the backends receive: twelve buffer slots, twelve u32 scalars.
 #define FC_KERNEL_BUFFER_SLOTS 12
-#define FC_KERNEL_SCALAR_SLOTS 8
+#define FC_KERNEL_SCALAR_SLOTS 12
 
 // ---- generators shared by the backends -------------------------------------------------------
 #define FC_PP_CAT(a, b) FC_PP_CAT_(a, b)

@@ -17,11 +17,13 @@ class StopFlag(IntEnum):
     HISTORY_FULL = 3  # the history buffer is full (also: a prompt that did not fit)
     CANCELLED = 4  # the CPU cancelled through a control block (fc.ControlBlock.cancel)
     STOP_REQUESTED = 5  # the control block's limit was reached (ControlBlock.stop_after/stop_at)
+    NO_HOST_TOKEN = 6  # a CPU-sampled step got no token (the H2D channel closed or timed out)
 
 
 _REASONS = {StopFlag.RUNNING: "max tokens", StopFlag.EOS: "EOS",
             StopFlag.MAX_TOKENS: "max tokens (device)", StopFlag.HISTORY_FULL: "history full",
-            StopFlag.CANCELLED: "cancelled", StopFlag.STOP_REQUESTED: "stop requested"}
+            StopFlag.CANCELLED: "cancelled", StopFlag.STOP_REQUESTED: "stop requested",
+            StopFlag.NO_HOST_TOKEN: "no token from the CPU sampler"}
 
 
 def stop_reason(flag: int) -> str:

@@ -9,6 +9,7 @@ from typing import Callable, Iterator, Optional, Union
 
 from .._core import CommandBuffer, ControlBlock, Device
 from .cancellation import Cancellation, is_cancelled
+from .host_sampler import HostSampler
 from .values import Channel, TensorArg, Value
 
 
@@ -27,7 +28,8 @@ class WorkflowExecutionContext:
                  on_token: Optional[Callable[[int], None]] = None,
                  on_window: Optional[Callable] = None,
                  on_text: Optional[Callable[[str], None]] = None,
-                 cancellation: Optional[Cancellation] = None) -> None:
+                 cancellation: Optional[Cancellation] = None,
+                 cpu_sampler: Optional[Callable] = None) -> None:
         if on_token is not None and on_text is not None:
             raise ValueError("give on_token or on_text, not both: a run delivers through one "
                              "path (tokens from u32 channels, text from byte channels)")
@@ -49,6 +51,30 @@ class WorkflowExecutionContext:
         self.vocabularies: dict[int, object] = {}
         self.cancellation = cancellation
         self._control: Optional[ControlBlock] = None
+        # CPU sampling (host_sampler.py): the sampler callable a run was given, and the per-run
+        # machinery, made by the first CPU-sampled decode step
+        self.cpu_sampler = cpu_sampler
+        self._host_sampler: Optional[HostSampler] = None
+
+    # ---- CPU sampling ---------------------------------------------------------------------
+
+    def host_sampler(self, vocab: int, default: Callable) -> HostSampler:
+        """The run's CPU sampler (host_sampler.py), started on first use with the run's
+        sampler callable or `default`. Its channels are initialised by a command buffer of
+        their own, committed now: queue order runs it before the loop that uses them (a
+        window's own dispatches are replayed, an init among them would restart the channels
+        every window)."""
+        if self._host_sampler is None:
+            sampler = HostSampler(self.device, vocab, self.cpu_sampler or default)
+            cb = self.queue.command_buffer()
+            sampler.encode_init(cb)
+            self.commit(cb)
+            sampler.start()
+            self._host_sampler = sampler
+        elif self._host_sampler.vocab != vocab:
+            raise ValueError(f"a run samples on the CPU over one vocabulary: "
+                             f"{self._host_sampler.vocab} tokens, then {vocab}")
+        return self._host_sampler
 
     # ---- cancel -------------------------------------------------------------------------
 
@@ -123,10 +149,20 @@ class WorkflowExecutionContext:
             if not self.device.closed:
                 self.synchronize()
         finally:
-            if self._control is not None and self.cancellation is not None:
-                self.cancellation.detach(self._control)
-            if self._owns_device:
-                self.device.close()
+            try:
+                sampler, self._host_sampler = self._host_sampler, None
+                if sampler is not None:
+                    sampler.stop()  # raises the CPU sampler's error, if it had one
+            finally:
+                if self._control is not None and self.cancellation is not None:
+                    self.cancellation.detach(self._control)
+                if self._owns_device:
+                    self.device.close()
+
+    def check_host_sampler(self) -> None:
+        """Raises the CPU sampler's error (HostSamplerError), if it had one."""
+        if self._host_sampler is not None:
+            self._host_sampler.check()
 
     def __enter__(self) -> "WorkflowExecutionContext":
         return self

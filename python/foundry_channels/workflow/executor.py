@@ -11,7 +11,7 @@ from .context import WorkflowExecutionContext
 from .definitions import Declaration, Step, Workflow
 from .errors import WorkflowError, WorkflowKindError, WorkflowRuntimeError, step_label
 from .loader import load_workflow
-from .loop_config import check_mode
+from .loop_config import SAMPLERS, check_mode
 from .results import LoopResult
 from .values import U32_MAX, TensorArg, ValueType, to_python, type_of
 
@@ -147,7 +147,9 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
                  on_window: Optional[Callable] = None,
                  mode: Optional[str] = None,
                  on_text: Optional[Callable[[str], None]] = None,
-                 cancellation: Optional[Cancellation] = None) -> WorkflowRun:
+                 cancellation: Optional[Cancellation] = None,
+                 sampler: Optional[str] = None,
+                 cpu_sampler: Optional[Callable] = None) -> WorkflowRun:
     """Loads (if needed) and runs a workflow. The returned run's context keeps the channels
     (`run.context.channels`); close it (`run.context.close()`) when the device was opened
     here by name. `mode` (windowed / throughput / interactive) overrides the loops' mode;
@@ -157,19 +159,30 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
     decode steps within one step on the device (cancellation.py); the run then completes its
     remaining steps with what was generated, and its loop reports stop flag CANCELLED. An
     exception or Ctrl-C inside the run cancels it on the device the same way before the error
-    propagates."""
+    propagates. `sampler` ("device" / "cpu") overrides the decode steps' sampler: "cpu" draws
+    every token on the CPU inside the running command buffer (host_sampler.py) with
+    `cpu_sampler(counts, position) -> token`, by default the device's own draw."""
     if not isinstance(workflow, Workflow):
         workflow = load_workflow(workflow)
     # The run's mode is checked here, before any device work; a loop's own mode was checked
     # when the workflow was loaded (its Arg choices).
-    options = {"mode": check_mode(mode) if mode is not None else None}
+    if sampler is not None and sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if cpu_sampler is not None and not callable(cpu_sampler):
+        raise TypeError(f"cpu_sampler must be a callable (counts, position) -> token, got "
+                        f"{type(cpu_sampler).__name__}")
+    if cpu_sampler is not None and sampler is None:
+        sampler = "cpu"  # a CPU sampler given is a CPU-sampled run
+    options = {"mode": check_mode(mode) if mode is not None else None, "sampler": sampler}
     ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window,
-                                   on_text=on_text, cancellation=cancellation)
+                                   on_text=on_text, cancellation=cancellation,
+                                   cpu_sampler=cpu_sampler)
     try:
         ctx.values.update(bind_inputs(workflow, inputs or {}))
         ctx.values.update({name: decl.value for name, decl in workflow.values.items()})
         loops = run_steps(ctx, workflow.steps, options)
         ctx.synchronize()
+        ctx.check_host_sampler()
     except BaseException:
         try:
             ctx.stop_device()

@@ -37,3 +37,8 @@ def check_window(window: int) -> int:
     if not 1 <= window <= MAX_WINDOW:
         raise ValueError(f"window must be 1..{MAX_WINDOW}, got {window}")
     return window
+
+
+# Who draws a decode step's token (lm_decode_step's `sampler`, run_workflow(sampler=...)):
+# the device itself, or a CPU callable inside the running command buffer (host_sampler.py).
+SAMPLERS = ("device", "cpu")

@@ -7,7 +7,9 @@ program made, from its header."""
 from __future__ import annotations
 
 from ...lm import MAX_ORDER, builtin_table, detokenize, encode_prompt
+from ...lm.cpu_sampler import device_sampler
 from ...lm.ngram import BYTE_BITS, MODEL_MAGIC, NgramTable
+from ..loop_config import SAMPLERS
 from ..overshoot import active as active_overshoot
 from ..registry import Arg, register_op
 from ..values import TensorArg, ValueType
@@ -19,6 +21,7 @@ STOP = Arg(("tensor",), **U32_1, doc="device stop flag")
 
 
 VOCABULARIES = ("bytes", "bpe")
+FORCED_FROM_CPU = 2  # lm_decode_step's forced_mode: the token must come from the CPU
 
 
 def _table(vocabulary: str, order) -> NgramTable:
@@ -92,7 +95,12 @@ def lm_prefill(ctx, args, step):
                             doc="tokens per turn after which the step stops (0: no limit)"),
           "stream": Arg(("channel",), required=False, dtype="u32",
                         doc="push each visible token into this channel from the step kernel "
-                            "itself (fused: no separate stream_write_u32 dispatch)")},
+                            "itself (fused: no separate stream_write_u32 dispatch)"),
+          "sampler": Arg(("choice",), required=False, default="device", choices=SAMPLERS,
+                         run_option=True,  # run_workflow(sampler=...) / --sampler replaces it
+                         doc="'device' samples on the device; 'cpu' draws each token on the "
+                             "CPU inside the running command buffer (run_workflow's "
+                             "cpu_sampler, default: the device's own draw)")},
 )
 def lm_decode_step(ctx, args, step):
     """One decode step on the device: sample, append to the history, write `token`; sets
@@ -110,6 +118,15 @@ def lm_decode_step(ctx, args, step):
         overshoot.register(("lm", id(state.buffer)),
                            lambda: encode_rollback(ctx, state, history, stop))
     stream = args["stream"]
+    forced = {}
+    if args["sampler"] == "cpu":
+        if overshoot is not None:
+            raise ValueError("sampler 'cpu' cannot overshoot: steps past the stop would wait "
+                             "for tokens the CPU is never asked for")
+        sampler = ctx.host_sampler(1 << token_bits(ctx, model), device_sampler(args["seed"]))
+        sampler.encode_request(ctx.command_buffer(), model, state, history, stop)
+        forced = dict(forced=sampler.token.buffer, forced_got=sampler.token_got.buffer,
+                      forced_mode=FORCED_FROM_CPU)
     ctx.command_buffer().dispatch(
         "lm_decode_step", 1, model=model.buffer, state=state.buffer, history=history.buffer,
         out=args["token"].buffer, stop=stop.buffer, seed=args["seed"], eos=eos,
@@ -118,7 +135,7 @@ def lm_decode_step(ctx, args, step):
         stream=stream.channel if stream is not None else None,
         push=1 if stream is not None else 0,
         stream_capacity=stream.capacity if stream is not None else 0,
-        control=ctx.control_block(), use_control=1)
+        control=ctx.control_block(), use_control=1, **forced)
 
 
 def model_info(ctx, model: TensorArg) -> tuple[str, int]:
@@ -134,6 +151,15 @@ def model_info(ctx, model: TensorArg) -> tuple[str, int]:
         raise ValueError("model: the tensor is not an n-gram table made by lm_load")
     bits = int(words[7]) & 255
     return ("bytes" if bits in (0, BYTE_BITS) else "bpe"), int(words[7]) >> 8
+
+
+def token_bits(ctx, model: TensorArg) -> int:
+    """The token width of an n-gram table (its vocabulary has 1 << width tokens)."""
+    table = ctx.lm_tables.get(id(model.buffer))
+    if table is not None:
+        return table.bits
+    model_info(ctx, model)  # checks that it is a table
+    return (int(model.numpy().reshape(-1)[7]) & 255) or BYTE_BITS
 
 
 def encode_rollback(ctx, state, history, stop) -> None:
