@@ -94,6 +94,14 @@ def _add_detokenize(p: argparse.ArgumentParser) -> None:
                         "arrives (the CPU runs no detokenizer)")
 
 
+def _add_sampler(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sampler", choices=("device", "cpu"), default=None,
+                   help="device: the decode steps sample on the device; cpu: each token is "
+                        "drawn on the CPU inside the running command buffer (the distribution "
+                        "goes out through a record channel, the token comes back through a "
+                        "host-to-device channel; same tokens); default: the workflow's own")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -110,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation(run)
     _add_mode(run, None)
     _add_detokenize(run)
+    _add_sampler(run)
     run.add_argument("--input", action="append", type=_assignment, default=[], metavar="NAME=VALUE",
                      help="set any workflow input (repeatable)")
     run.add_argument("--json", action="store_true", help="print one JSON object (for machines)")
@@ -122,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation(demo)
     _add_mode(demo, "interactive")
     _add_detokenize(demo)
+    _add_sampler(demo)
     demo.add_argument("--no-status", action="store_true", help="no live status line")
     demo.set_defaults(handler=cmd_demo)
 
@@ -263,7 +273,7 @@ def cmd_run(args) -> int:
     device = _open_device(args.device)
     try:
         start = time.perf_counter()
-        run = _run(workflow, device, inputs, mode=args.mode, **callbacks)
+        run = _run(workflow, device, inputs, mode=args.mode, sampler=args.sampler, **callbacks)
         elapsed = time.perf_counter() - start
         outputs = run.python_outputs()
         loops = [{"steps": r.steps, "windows": r.windows, "replays": r.replays,
@@ -339,7 +349,7 @@ def cmd_demo(args) -> int:
         else {"on_token": on_token}
     live.write(prompt)  # through LiveText, which tracks the cursor column
     try:
-        run = _run(workflow, device, inputs, mode=args.mode, **delivery)
+        run = _run(workflow, device, inputs, mode=args.mode, sampler=args.sampler, **delivery)
         loop = run.loops[-1] if run.loops else None
         run.context.close()
     except KeyboardInterrupt:
@@ -358,7 +368,7 @@ def cmd_demo(args) -> int:
         ttft = f", first token after {loop.first_token_s * 1e3:.2f} ms"
     print(f"\n{state['tokens']} tokens in {state['elapsed']:.3f} s ({rate:,.0f} tokens/s){ttft}, "
           f"mode {args.mode}, window {window}, backend {device.backend}, "
-          f"stopped by {stop_reason(loop.stop_flag if loop is not None else 0)}")
+          f"sampler {args.sampler or 'device'}, stopped by {stop_reason(loop.stop_flag if loop is not None else 0)}")
     return 0
 
 
