@@ -21,6 +21,9 @@ inline void fc_store_pair_relaxed_sys(uint* p, uint lo, uint hi) {
   fc::atomic_word::store_pair_relaxed(p, lo, hi);
 }
 inline void fc_fence_release_sys() { fc::atomic_word::fence_release(); }
+// The record commit's fence (a sequentially consistent fence; on CUDA membar.sys, which waits for
+// earlier stores to be visible system-wide). Here the next push runs on the same device thread.
+inline void fc_fence_sc_sys() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 // After a push's publishing stores: nothing on the host (atomic stores reach the reader without
 // a fence; the push path of protocol 1 stays fence-free). Metal fences here (prelude_msl.inc).
 inline void fc_fence_publish_sys() {}
