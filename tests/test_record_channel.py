@@ -161,6 +161,42 @@ def test_push_past_the_source_is_refused(cpu_device):
         ch.encode_push(cb, cpu_device.buffer(64), offset=2)
 
 
+@pytest.mark.parametrize("words", [1, 4, 5, 12, 1030])
+def test_records_from_any_word_offset_and_of_any_length(device, words):
+    # A push copies 16-byte vectors where the source address allows it and words elsewhere (and
+    # the words past the last whole vector): every offset and length gives the same record.
+    data = np.arange(words + 3, dtype=np.uint32) * 7 + 1
+    src = upload(device, data)
+    ch = fc.Channel(device, dtype="u32", shape=(words,), capacity=8)
+    cb = device.new_queue().command_buffer()
+    ch.encode_init(cb)
+    for offset in range(4):
+        ch.encode_push(cb, src, offset=4 * offset)
+    ch.encode_close(cb)
+    cb.commit()
+    assert cb.wait_until_completed(30)
+    got = [list(r) for r in ch.reader().stream(timeout=10)]
+    assert got == [list(data[o:o + words]) for o in range(4)]
+
+
+@pytest.mark.parametrize("offset_words", [1, 2, 3])
+def test_a_named_wide_push_from_an_unaligned_offset_copies_words(device, offset_words):
+    # wide=1 asks for 16-byte vectors; a source offset that cannot be 16-byte aligned makes the
+    # body copy words instead (a vector load there would fault a CUDA device).
+    data = np.arange(40, dtype=np.uint32) + 5
+    src = upload(device, data)
+    ch = fc.Channel(device, dtype="u32", shape=(12,), capacity=4)
+    cb = device.new_queue().command_buffer()
+    ch.encode_init(cb)
+    cb.dispatch("record_push", 3, channel=ch.core, source=src, capacity=4, record_words=12,
+                stride=ch.core.stride_words, source_offset=offset_words, threads=3, wide=1)
+    ch.encode_close(cb)
+    cb.commit()
+    assert cb.wait_until_completed(30)
+    got = [list(r) for r in ch.reader().stream(timeout=10)]
+    assert got == [list(data[offset_words:offset_words + 12])]
+
+
 def pattern(seed: int, words: int) -> np.ndarray:
     """What fill_pattern_u32 writes: every word depends on the record and its position."""
     i = np.arange(words, dtype=np.uint64)

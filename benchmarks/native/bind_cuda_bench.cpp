@@ -66,6 +66,8 @@ void bind_cuda_bench(py::module_& m) {
           r = cuda::bench_record_rate(device, record_bytes, count);
         }
         return py::dict(py::arg("push_gbps") = r.push_gbps, py::arg("memcpy_gbps") = r.memcpy_gbps,
+                        py::arg("stores16_gbps") = r.stores16_gbps,
+                        py::arg("pairs_gbps") = r.pairs_gbps,
                         py::arg("delivered_gbps") = r.delivered_gbps,
                         py::arg("delivered") = r.delivered, py::arg("dropped") = r.dropped);
       },
@@ -85,6 +87,18 @@ void bind_cuda_bench(py::module_& m) {
       },
       py::arg("device"), py::arg("record_bytes"), py::arg("count"), py::arg("gap_ns") = 20000,
       "Benchmark: GPU write -> CPU reader latency of small records pushed inside a kernel.");
+  m.def(
+      "cuda_bench_record_cost",
+      [](const std::shared_ptr<Device>& device, uint64_t record_bytes, uint32_t count) {
+        std::vector<std::pair<std::string, double>> r;
+        {
+          ReleaseGil nogil;
+          r = cuda::bench_record_cost(device, record_bytes, count);
+        }
+        return r;
+      },
+      py::arg("device"), py::arg("record_bytes"), py::arg("count"),
+      "Benchmark: where a record's GPU time goes, (what, microseconds per record) pairs.");
 }
 
 }  // namespace fc::bind

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "device/device.hpp"
@@ -51,10 +52,13 @@ struct ClockFitResult {
 ClockFitResult clock_fit(const std::shared_ptr<Device>& device);
 
 // Record channels (cuda_record_bench.cu): `count` pushes of `record_bytes` (GPU time) against
-// cudaMemcpyAsync device -> pinned host of the same bytes, a reader draining meanwhile.
+// cudaMemcpyAsync device -> pinned host of the same bytes, a reader draining meanwhile; each one
+// launch (or one copy) per record in CUDA graphs of 32, on one stream.
 struct RecordRateResult {
   double push_gbps = 0;       // payload bytes pushed per second of GPU time
   double memcpy_gbps = 0;     // the copy engine, device -> pinned host, same run
+  double stores16_gbps = 0;   // reference: a kernel's 16-byte stores into mapped host memory
+  double pairs_gbps = 0;      // reference: u32 (value, tag) 8-byte slots, payload bytes per second
   double delivered_gbps = 0;  // what the CPU reader copied out per wall-clock second
   uint64_t delivered = 0;
   uint64_t dropped = 0;
@@ -70,5 +74,12 @@ struct RecordLatencyResult {
 };
 RecordLatencyResult bench_record_latency(const std::shared_ptr<Device>& device,
                                          uint64_t record_bytes, uint32_t count, uint32_t gap_ns);
+
+// Where a record's GPU time goes: the push, the memcpy, and pieces of a push (an empty kernel,
+// a lone system fence, the commit, the payload stores alone, a copy-engine payload with a commit
+// kernel), each once per record in graphs of 32: (what, microseconds per record).
+std::vector<std::pair<std::string, double>> bench_record_cost(const std::shared_ptr<Device>& device,
+                                                              uint64_t record_bytes,
+                                                              uint32_t count);
 
 }  // namespace fc::cuda

@@ -2,6 +2,8 @@
 // against cudaMemcpyAsync device -> pinned host in the same run, and the visibility latency of
 // small records pushed from inside a kernel. Compiled only with -DFC_BUILD_BENCHMARKS=ON.
 #include <atomic>
+#include <functional>
+#include <string>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -43,6 +45,31 @@ __global__ void stamped_record(uint* header, uint* data, uint* cursor, uint capa
   fc_store_payload(&data[base + 2u], lo);
   for (uint w = 3u; w < words; ++w) fc_store_payload(&data[base + w], 0u);
   if (fc_record_thread_done(cursor, 1u)) fc_record_commit(header, data, cursor, capacity, lo, hi);
+}
+
+// Reference kernels (no protocol) and pieces of a push, each launched once per record: where a
+// record's GPU time goes (bench_record_cost) and what plain kernel stores reach (the rate rows).
+__global__ void empty_kernel() {}
+__global__ void system_fence() { fc_fence_release_sys(); }
+__global__ void system_fence_sc() { asm volatile("fence.sc.sys;" ::: "memory"); }
+// The production commit alone (one thread): mark, system fence, end tag, publish.
+__global__ void commit_only(uint* header, uint* data, uint* cursor, uint capacity) {
+  fc_record_commit(header, data, cursor, capacity, cursor[0], cursor[1]);
+}
+// 16-byte stores of `vectors` vectors, strided over the grid.
+__global__ void stores16(uint* dst, const uint* src, uint vectors, uint threads) {
+  const uint gid = blockIdx.x * blockDim.x + threadIdx.x;
+  for (uint v = gid; v < vectors; v += threads) fc_copy_payload4(&dst[4u * v], &src[4u * v]);
+}
+// 4-byte stores strided over the grid (16 words a thread: the record push before 2026-11-28).
+__global__ void stores4(uint* dst, const uint* src, uint words, uint threads) {
+  const uint gid = blockIdx.x * blockDim.x + threadIdx.x;
+  for (uint w = gid; w < words; w += threads) dst[w] = src[w];
+}
+// A u32 channel's slots: (value, tag) as one 8-byte system-scope store per payload word.
+__global__ void slot_pairs(uint* dst, const uint* src, uint words, uint threads) {
+  const uint gid = blockIdx.x * blockDim.x + threadIdx.x;
+  for (uint w = gid; w < words; w += threads) fc_store_pair_relaxed_sys(&dst[2u * w], src[w], w);
 }
 }  // namespace fc::cuda_record_bench_kernels
 
@@ -105,24 +132,85 @@ double gpu_ms(cudaStream_t stream, Enqueue&& enqueue) {
   return ms;
 }
 
+// `enqueue(i)` for i < kPerGraph captured as one graph, one record each.
+template <class Enqueue>
+std::unique_ptr<CapturedGraph> per_record_graph(cudaStream_t stream, Enqueue&& enqueue) {
+  auto graph = std::make_unique<CapturedGraph>(stream, [&] {
+    for (uint32_t i = 0; i < kPerGraph; ++i) enqueue(i);
+    check(cudaGetLastError(), "launch while capturing");
+  });
+  check(cudaGraphLaunch(graph->exec, stream), "warm-up");
+  check(cudaStreamSynchronize(stream), "warm-up");
+  return graph;
+}
+
+// GPU microseconds per record: `count` records (a multiple of kPerGraph) through `graph`.
+double us_per_record(cudaStream_t stream, const CapturedGraph& graph, uint32_t count) {
+  const double ms = gpu_ms(stream, [&] {
+    for (uint32_t i = 0; i < count / kPerGraph; ++i) {
+      check(cudaGraphLaunch(graph.exec, stream), "graph launch");
+    }
+  });
+  return ms * 1e3 / count;
+}
+
+// What the rate and cost benchmarks share: a channel of 8 records, a device source, and 8
+// records of pinned host memory (mapped: kernels store into it too).
+struct RecordBench {
+  std::shared_ptr<RecordChannel> channel;
+  std::shared_ptr<Buffer> source;
+  cudaStream_t stream = nullptr;
+  uint8_t* pinned = nullptr;
+  uint* pinned_device = nullptr;
+  uint32_t words = 0;
+
+  RecordBench(const std::shared_ptr<Device>& device, uint64_t record_bytes) {
+    const int ordinal = device_ordinal(*device);
+    if (ordinal < 0) throw std::invalid_argument("benchmark needs a 'cuda' device");
+    if (record_bytes % 16 != 0) {
+      throw std::invalid_argument("benchmark records are a multiple of 16 bytes");
+    }
+    make_current(ordinal);
+    channel = ready_channel(device, 8, record_bytes);
+    source = device->new_buffer(record_bytes, Storage::Private);
+    words = static_cast<uint32_t>(record_bytes / 4);
+    check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+    check(cudaHostAlloc(reinterpret_cast<void**>(&pinned), record_bytes * 8, cudaHostAllocMapped),
+          "pinned buffer");
+    check(cudaHostGetDevicePointer(reinterpret_cast<void**>(&pinned_device), pinned, 0), "mapped");
+  }
+  ~RecordBench() {
+    cudaFreeHost(pinned);
+    cudaStreamDestroy(stream);
+  }
+  RecordBench(const RecordBench&) = delete;
+  RecordBench& operator=(const RecordBench&) = delete;
+  const uint* src() const { return static_cast<const uint*>(source->device_ptr()); }
+  uint* slot(uint32_t i) const {
+    auto* data = static_cast<uint*>(channel->kernel_buffers().data.device_ptr());
+    return data + channel->payload_offset_words() + (i % 8) * channel->stride_words();
+  }
+  // The threads of a production push of this record (record_channel.cpp's rule).
+  uint32_t push_threads() const { return channel->push_dispatch(source, 0).grid; }
+};
+
+uint32_t blocks_for(uint32_t threads) { return (threads + 255) / 256; }
+uint32_t block_size(uint32_t threads) { return threads < 256 ? threads : 256; }
+
 }  // namespace
 
 RecordRateResult bench_record_rate(const std::shared_ptr<Device>& device, uint64_t record_bytes,
                                    uint32_t count) {
-  const int ordinal = device_ordinal(*device);
-  if (ordinal < 0) throw std::invalid_argument("benchmark needs a 'cuda' device");
-  make_current(ordinal);
-  cudaStream_t stream;
-  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
-  auto ch = ready_channel(device, 8, record_bytes);
-  auto source = device->new_buffer(record_bytes, Storage::Private);
-  const Dispatch push = ch->push_dispatch(source, 0);
+  using namespace fc::cuda_record_bench_kernels;
+  RecordBench b(device, record_bytes);
+  count = (count + kPerGraph - 1) / kPerGraph * kPerGraph;
+  const Dispatch push = b.channel->push_dispatch(b.source, 0);
   RecordRateResult r;
   // A reader drains while the GPU pushes: the delivered rate is what a CPU consumer gets.
   std::atomic<bool> stop{false};
   uint64_t delivered = 0;
   std::thread reader([&] {
-    auto rd = ch->reader();
+    auto rd = b.channel->reader();
     std::vector<uint8_t> out(record_bytes);
     while (!stop.load(std::memory_order_relaxed)) {
       if (rd->try_read(out.data())) ++delivered;
@@ -130,44 +218,87 @@ RecordRateResult bench_record_rate(const std::shared_ptr<Device>& device, uint64
     while (rd->try_read(out.data())) ++delivered;
     r.dropped = rd->dropped();
   });
-  CapturedGraph pushes(stream, [&] {
-    for (uint32_t i = 0; i < kPerGraph; ++i) check(launch_dispatch(push, stream), "record push");
+  auto pushes = per_record_graph(b.stream, [&](uint32_t) {
+    check(launch_dispatch(push, b.stream), "record push");
   });
-  check(cudaGraphLaunch(pushes.exec, stream), "warm-up");
-  check(cudaStreamSynchronize(stream), "warm-up");
-  count = (count + kPerGraph - 1) / kPerGraph * kPerGraph;
   const int64_t t0 = now_ns();
-  const double push_ms = gpu_ms(stream, [&] {
-    for (uint32_t i = 0; i < count / kPerGraph; ++i) {
-      check(cudaGraphLaunch(pushes.exec, stream), "record pushes");
-    }
-  });
+  const double push_us = us_per_record(b.stream, *pushes, count);
   const int64_t t1 = now_ns();
   stop.store(true);
   reader.join();
-  r.push_gbps = record_bytes * double(count) / (push_ms * 1e6);
+  auto gbps = [&](double us) { return record_bytes / (us * 1e3); };
+  r.push_gbps = gbps(push_us);
   r.delivered = delivered;  // includes the warm-up graph's records
   r.delivered_gbps = record_bytes * double(delivered) / double(t1 - t0);
-  // The baseline: the same bytes copied device -> pinned host by the copy engine.
-  void* pinned = nullptr;
-  check(cudaHostAlloc(&pinned, record_bytes * 8, cudaHostAllocDefault), "pinned buffer");
-  CapturedGraph copies(stream, [&] {
-    for (uint32_t i = 0; i < kPerGraph; ++i) {
-      check(cudaMemcpyAsync(static_cast<uint8_t*>(pinned) + (i % 8) * record_bytes,
-                            source->device_ptr(), record_bytes, cudaMemcpyDeviceToHost, stream),
-            "memcpy");
-    }
+  // The baseline: the same bytes copied device -> pinned host by the copy engine, one
+  // cudaMemcpyAsync per record, on the same stream, in graphs of 32.
+  auto copies = per_record_graph(b.stream, [&](uint32_t i) {
+    check(cudaMemcpyAsync(b.pinned + (i % 8) * record_bytes, b.src(), record_bytes,
+                          cudaMemcpyDeviceToHost, b.stream), "memcpy");
   });
-  check(cudaGraphLaunch(copies.exec, stream), "warm-up");
-  const double copy_ms = gpu_ms(stream, [&] {
-    for (uint32_t i = 0; i < count / kPerGraph; ++i) {
-      check(cudaGraphLaunch(copies.exec, stream), "memcpys");
-    }
+  r.memcpy_gbps = gbps(us_per_record(b.stream, *copies, count));
+  // References, one kernel per record with the push's threads and no protocol: 16-byte stores
+  // into mapped host memory, and a u32 channel's (value, tag) 8-byte slots (payload bytes/s).
+  const uint32_t threads = b.push_threads();
+  auto wide = per_record_graph(b.stream, [&](uint32_t i) {
+    stores16<<<blocks_for(threads), block_size(threads), 0, b.stream>>>(
+        b.pinned_device + (i % 8) * b.words, b.src(), b.words / 4, threads);
   });
-  r.memcpy_gbps = record_bytes * double(count) / (copy_ms * 1e6);
-  cudaFreeHost(pinned);
-  cudaStreamDestroy(stream);
+  r.stores16_gbps = gbps(us_per_record(b.stream, *wide, count));
+  auto pairs = per_record_graph(b.stream, [&](uint32_t i) {
+    slot_pairs<<<blocks_for(threads), block_size(threads), 0, b.stream>>>(
+        b.pinned_device + (i % 4) * 2 * b.words, b.src(), b.words, threads);
+  });
+  r.pairs_gbps = gbps(us_per_record(b.stream, *pairs, count));
   return r;
+}
+
+std::vector<std::pair<std::string, double>> bench_record_cost(const std::shared_ptr<Device>& device,
+                                                              uint64_t record_bytes,
+                                                              uint32_t count) {
+  using namespace fc::cuda_record_bench_kernels;
+  RecordBench b(device, record_bytes);
+  count = (count + kPerGraph - 1) / kPerGraph * kPerGraph;
+  const Dispatch push = b.channel->push_dispatch(b.source, 0);
+  const auto bufs = b.channel->kernel_buffers();
+  auto* header = static_cast<uint*>(bufs.header.device_ptr());
+  auto* data = static_cast<uint*>(bufs.data.device_ptr());
+  auto* cursor = static_cast<uint*>(bufs.cursor.device_ptr());
+  const uint capacity = b.channel->capacity();
+  const uint32_t threads = b.push_threads();
+  const uint32_t before_threads = std::max(1u, std::min(b.words / 16, 4096u));
+  std::vector<std::pair<std::string, std::function<void(uint32_t)>>> parts = {
+      {"push (record_push)", [&](uint32_t) { check(launch_dispatch(push, b.stream), "push"); }},
+      {"cudaMemcpyAsync", [&](uint32_t i) {
+         check(cudaMemcpyAsync(b.slot(i), b.src(), record_bytes, cudaMemcpyDeviceToHost, b.stream),
+               "memcpy");
+       }},
+      {"empty kernel", [&](uint32_t) { empty_kernel<<<1, 1, 0, b.stream>>>(); }},
+      {"system fence (1 thread)", [&](uint32_t) { system_fence<<<1, 1, 0, b.stream>>>(); }},
+      {"system fence, fence.sc (1 thread)",
+       [&](uint32_t) { system_fence_sc<<<1, 1, 0, b.stream>>>(); }},
+      {"commit (1 thread)",
+       [&](uint32_t) { commit_only<<<1, 1, 0, b.stream>>>(header, data, cursor, capacity); }},
+      {"payload: 16-byte stores, push's grid", [&](uint32_t i) {
+         stores16<<<blocks_for(threads), block_size(threads), 0, b.stream>>>(b.slot(i), b.src(),
+                                                                           b.words / 4, threads);
+       }},
+      {"payload: 4-byte stores, 16 words a thread", [&](uint32_t i) {
+         stores4<<<blocks_for(before_threads), block_size(before_threads), 0, b.stream>>>(
+             b.slot(i), b.src(), b.words, before_threads);
+       }},
+      {"cudaMemcpyAsync + commit kernel", [&](uint32_t i) {
+         check(cudaMemcpyAsync(b.slot(i), b.src(), record_bytes, cudaMemcpyDeviceToHost, b.stream),
+               "memcpy");
+         commit_only<<<1, 1, 0, b.stream>>>(header, data, cursor, capacity);
+       }},
+  };
+  std::vector<std::pair<std::string, double>> out;
+  for (auto& [name, enqueue] : parts) {
+    auto graph = per_record_graph(b.stream, enqueue);
+    out.emplace_back(name, us_per_record(b.stream, *graph, count));
+  }
+  return out;
 }
 
 RecordLatencyResult bench_record_latency(const std::shared_ptr<Device>& device,
@@ -225,5 +356,4 @@ RecordLatencyResult bench_record_latency(const std::shared_ptr<Device>& device,
   cudaStreamDestroy(stream);
   return r;
 }
-
 }  // namespace fc::cuda

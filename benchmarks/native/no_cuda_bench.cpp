@@ -28,5 +28,9 @@ RecordLatencyResult bench_record_latency(const std::shared_ptr<Device>&, uint64_
                                          uint32_t) {
   unavailable("bench_record_latency");
 }
+std::vector<std::pair<std::string, double>> bench_record_cost(const std::shared_ptr<Device>&,
+                                                              uint64_t, uint32_t) {
+  unavailable("bench_record_cost");
+}
 
 }  // namespace fc::cuda

@@ -48,6 +48,14 @@ FC_FN void fc_store_pair_relaxed_sys(uint* p, uint lo, uint hi) {
 // fence.sc.sys; acq_rel is what a release needs, as in NCCL's prims.)
 FC_FN void fc_fence_release_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 
+// The record commit's fence (record_kernels.inc): fence.sc.sys, i.e. membar.sys, whose
+// completion the PTX ISA defines: every earlier access of this thread is performed (visible to
+// every observer in the system) before the thread goes on. The commit needs that, not only the
+// ordering of fence.acq_rel, for the next slot's mark: the next record's payload is stored by a
+// later kernel, which starts after this thread has passed its fence. It is also a release (and
+// acquire) fence. Measured on an H200: 1.02 us in a one-thread kernel, as fence.acq_rel.sys.
+FC_FN void fc_fence_sc_sys() { asm volatile("fence.sc.sys;" ::: "memory"); }
+
 // After a push's publishing stores: nothing. st.relaxed.sys stores reach the host while the
 // kernel runs without a fence (measured: 1.1 us p50 visibility, benchmarks/RESULTS.md), and a
 // system fence would cost ~1 us per push. Metal fences here (prelude_msl.inc).
@@ -88,8 +96,23 @@ FC_FN void fc_fence_acquire_sys() { asm volatile("fence.acq_rel.sys;" ::: "memor
 // payload store before the end tag for the CPU (record_kernels.inc), as NCCL orders its data
 // before a flag; plain stores keep a warp's 32 words one coalesced transaction.
 FC_FN void fc_store_payload(uint* p, uint v) { *p = v; }
+// Four payload words, `src` and `dst` both 16-byte aligned: one 16-byte load and one 16-byte
+// store (a warp moves 512 bytes per instruction; 4-byte stores reach ~49 GB/s into mapped host
+// memory, 16-byte ones ~53, benchmarks/RESULTS.md). Not single-copy atomic for the CPU, and
+// the record protocol needs it not to be: the slot's tags validate the copy.
+FC_FN void fc_copy_payload4(uint* dst, const uint* src) {
+  *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+}
 // Device-scope atomic add (the threads of one record push counting themselves done).
 FC_FN uint fc_atomic_add_device(uint* p, uint v) { return atomicAdd(p, v); }
+// Orders this thread's earlier stores before its later ones for the threads of this GPU (not
+// for the CPU): what a pushing thread does before counting itself done. The committing thread,
+// which reads the count, then fences at system scope, and that fence is cumulative (PTX memory
+// model: the release pattern fence.acq_rel.gpu + atom synchronises with the committer's atom +
+// fence.sc.sys, and causality order is transitive), so every thread's payload reaches the CPU
+// before the end tag. A .gpu fence waits for the stores to reach the GPU's L2, a .sys fence
+// for them to reach host memory across the bus: ~1 us per record less (benchmarks/RESULTS.md).
+FC_FN void fc_fence_release_device() { asm volatile("fence.acq_rel.gpu;" ::: "memory"); }
 
 // A running CUDA kernel cannot be cancelled from the host: long loops never stop early here.
 FC_FN bool fc_cancel_requested() { return false; }

@@ -82,7 +82,7 @@
 #define FC_SIGNATURE_record_push(P)                                                          \
   P(CHAN, 0, channel) P(BUF, 3, source) P(BUF_OPT, 4, stop_flag) P(U32, 0, capacity)          \
   P(U32, 1, record_words) P(U32, 2, stride) P(U32_OPT, 3, source_offset)                     \
-  P(U32_OPT, 4, predicated) P(U32, 5, threads)
+  P(U32_OPT, 4, predicated) P(U32, 5, threads) P(U32_OPT, 6, wide)
 #define FC_SIGNATURE_detok_push(P)                                                        \
   P(CHAN, 0, channel) P(BUF, 3, vocab) P(BUF, 4, tokens) P(BUF_OPT, 5, stop_flag)         \
   P(U32, 0, capacity) P(U32_OPT, 1, predicated) P(U32_OPT, 2, index)

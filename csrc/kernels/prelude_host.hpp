@@ -23,6 +23,9 @@ inline void fc_store_pair_relaxed_sys(uint* p, uint lo, uint hi) {
   fc::atomic_word::store_pair_relaxed(p, lo, hi);
 }
 inline void fc_fence_release_sys() { fc::atomic_word::fence_release(); }
+// The record commit's fence (a sequentially consistent fence; on CUDA membar.sys, which waits for
+// earlier stores to be visible system-wide). Here the next push runs on the same device thread.
+inline void fc_fence_sc_sys() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 // After a push's publishing stores: nothing on the host (atomic stores reach the reader without
 // a fence; the push path of protocol 1 stays fence-free). Metal fences here (prelude_msl.inc).
 inline void fc_fence_publish_sys() {}
@@ -47,6 +50,14 @@ inline bool fc_cancel_requested() { return fc::host::cancel_requested(); }
 // A record's payload word (record_kernels.inc): the CPU reader copies payloads while the device
 // thread may be writing them; atomic accesses keep that formally race-free (and TSan-checkable).
 inline void fc_store_payload(uint* p, uint v) { fc::atomic_word::store_relaxed(p, v); }
+// Four payload words (16-byte aligned on the GPUs; word by word here, atomic for the same reason).
+inline void fc_copy_payload4(uint* dst, const uint* src) {
+  for (int i = 0; i < 4; ++i) fc::atomic_word::store_relaxed(&dst[i], src[i]);
+}
+// Orders this thread's earlier stores before its later ones for the other threads of the device
+// (a pushing thread, before counting itself done). Host dispatches run their threads one after
+// another on the device thread, so a release fence is all it takes.
+inline void fc_fence_release_device() { fc::atomic_word::fence_release(); }
 // A device-scope atomic add (the threads of one dispatch counting themselves done); returns the
 // value before. Host dispatches run their threads one after another on the device thread.
 inline uint fc_atomic_add_device(uint* p, uint v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
