@@ -51,7 +51,8 @@ def test_cancel_from_on_token_at_random_points_gives_a_prefix(device, mode):
         # No window is committed after the cancel, and the (at most two) windows in flight
         # stop at the first step that reads it: 0 when every step had run before the cancel.
         assert len(tokens) <= at + 2 * NO_EOS_INPUTS["window"]
-        assert loop.stop_flag in (StopFlag.RUNNING, StopFlag.CANCELLED)
+        if tokens != full:  # (a cancel near the end may come after the run's own EOS)
+            assert loop.stop_flag in (StopFlag.RUNNING, StopFlag.CANCELLED)
 
 
 def test_handle_cancel_from_another_thread_stops_the_run(backend):
