@@ -34,6 +34,7 @@ from .context import WorkflowExecutionContext
 from .definitions import Step, Workflow
 from .errors import WorkflowError, WorkflowKindError, WorkflowRuntimeError, WorkflowValidationError
 from .executor import WorkflowRun, run_workflow
+from .feeding import TokenFeed
 from .loader import load_workflow
 from .registry import Arg, OpSpec, all_ops, register_op
 from .results import LoopResult, WindowReport
@@ -57,6 +58,7 @@ __all__ = [
     "OpSpec",
     "Step",
     "TensorArg",
+    "TokenFeed",
     "ValueType",
     "WindowReport",
     "WindowedLoop",

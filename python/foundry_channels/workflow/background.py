@@ -2,6 +2,7 @@
 
     handle = start_workflow(sample_path(), "cpu", inputs={"prompt": "We hold"},
                             on_token=print)
+    handle.feed(encode_prompt(" and"))  # with feed=True: the next steps take these tokens
     handle.cancel()                 # any thread: the device stops within one decode step
     run = handle.result(timeout=10)  # the WorkflowRun (its loop reports stop flag CANCELLED)
 """
@@ -12,14 +13,18 @@ import threading
 from typing import Any, Optional
 
 from .cancellation import Cancellation
+from .feeding import TokenFeed
 from .executor import WorkflowRun, run_workflow
 
 
 class WorkflowHandle:
     """A run started by start_workflow."""
 
-    def __init__(self, args: tuple, kwargs: dict) -> None:
+    def __init__(self, args: tuple, kwargs: dict, feed: bool) -> None:
         self.cancellation = Cancellation()
+        self.token_feed = TokenFeed() if feed else None
+        if feed:
+            kwargs = {**kwargs, "feed": self.token_feed}
         self._run: Optional[WorkflowRun] = None
         self._error: Optional[BaseException] = None
         self._done = threading.Event()
@@ -43,6 +48,13 @@ class WorkflowHandle:
     def cancelled(self) -> bool:
         return self.cancellation.cancelled
 
+    def feed(self, tokens, timeout: Optional[float] = 5.0) -> None:
+        """Tokens the next decode steps take in order instead of sampling (start_workflow(...,
+        feed=True)); waits up to `timeout` while the device has not taken earlier ones."""
+        if self.token_feed is None:
+            raise RuntimeError("this run takes no fed tokens: start it with feed=True")
+        self.token_feed.push(tokens, timeout=timeout)
+
     def done(self) -> bool:
         return self._done.is_set()
 
@@ -56,10 +68,12 @@ class WorkflowHandle:
         return self._run
 
 
-def start_workflow(workflow: Any, device: Any = "cpu", **kwargs) -> WorkflowHandle:
+def start_workflow(workflow: Any, device: Any = "cpu", *, feed: bool = False,
+                   **kwargs) -> WorkflowHandle:
     """Starts run_workflow(workflow, device, **kwargs) in a thread and returns its handle.
-    Callbacks (on_token, on_text, on_window) run on that thread."""
+    Callbacks (on_token, on_text, on_window) run on that thread. feed=True: handle.feed()
+    sends tokens to the running decode steps (feeding.py)."""
     if "cancellation" in kwargs:
         raise TypeError("start_workflow makes the run's cancellation itself: use "
                         "handle.cancel()")
-    return WorkflowHandle((workflow, device), kwargs)
+    return WorkflowHandle((workflow, device), kwargs, feed)

@@ -7,9 +7,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Union
 
-from .._core import CommandBuffer, ControlBlock, Device
+from .._core import CommandBuffer, ControlBlock, Device, H2DChannel
 from .cancellation import Cancellation, is_cancelled
+from .feeding import TokenFeed
 from .host_sampler import HostSampler
+
+FEED_CAPACITY = 4096  # fed tokens in flight to the device
 from .values import Channel, TensorArg, Value
 
 
@@ -29,7 +32,8 @@ class WorkflowExecutionContext:
                  on_window: Optional[Callable] = None,
                  on_text: Optional[Callable[[str], None]] = None,
                  cancellation: Optional[Cancellation] = None,
-                 cpu_sampler: Optional[Callable] = None) -> None:
+                 cpu_sampler: Optional[Callable] = None,
+                 feed: Optional[TokenFeed] = None) -> None:
         if on_token is not None and on_text is not None:
             raise ValueError("give on_token or on_text, not both: a run delivers through one "
                              "path (tokens from u32 channels, text from byte channels)")
@@ -55,6 +59,30 @@ class WorkflowExecutionContext:
         # machinery, made by the first CPU-sampled decode step
         self.cpu_sampler = cpu_sampler
         self._host_sampler: Optional[HostSampler] = None
+        # Feeding tokens (feeding.py): the caller's TokenFeed and the run's channel for it
+        self.token_feed = feed
+        self._feed_channel = None
+
+    # ---- feeding tokens -------------------------------------------------------------------
+
+    def feed_channel(self):
+        """The run's host-to-device channel of fed tokens (feeding.py), made and initialised
+        on first use (by a command buffer of its own, as host_sampler())."""
+        if self._feed_channel is None:
+            channel = H2DChannel(self.device, FEED_CAPACITY)
+            cb = self.queue.command_buffer()
+            channel.encode_init(cb)
+            self.commit(cb)
+            self._feed_channel = channel
+            self._feed_buffers = (TensorArg.zeros(self.device, "u32", (1,)),
+                                  TensorArg.zeros(self.device, "u32", (1,)))
+            self.token_feed.attach(channel.writer())
+        return self._feed_channel
+
+    def feed_buffers(self) -> tuple[TensorArg, TensorArg]:
+        """(token, got): where each step's h2d_try_pop of a fed token puts it."""
+        self.feed_channel()
+        return self._feed_buffers
 
     # ---- CPU sampling ---------------------------------------------------------------------
 
@@ -154,6 +182,8 @@ class WorkflowExecutionContext:
                 if sampler is not None:
                     sampler.stop()  # raises the CPU sampler's error, if it had one
             finally:
+                if self._feed_channel is not None:
+                    self.token_feed.detach()
                 if self._control is not None and self.cancellation is not None:
                     self.cancellation.detach(self._control)
                 if self._owns_device:

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 from .._core import Device
 from .cancellation import Cancellation
 from .context import WorkflowExecutionContext
+from .feeding import TokenFeed
 from .definitions import Declaration, Step, Workflow
 from .errors import WorkflowError, WorkflowKindError, WorkflowRuntimeError, step_label
 from .loader import load_workflow
@@ -149,7 +150,8 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
                  on_text: Optional[Callable[[str], None]] = None,
                  cancellation: Optional[Cancellation] = None,
                  sampler: Optional[str] = None,
-                 cpu_sampler: Optional[Callable] = None) -> WorkflowRun:
+                 cpu_sampler: Optional[Callable] = None,
+                 feed: Optional[TokenFeed] = None) -> WorkflowRun:
     """Loads (if needed) and runs a workflow. The returned run's context keeps the channels
     (`run.context.channels`); close it (`run.context.close()`) when the device was opened
     here by name. `mode` (windowed / throughput / interactive) overrides the loops' mode;
@@ -161,7 +163,9 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
     exception or Ctrl-C inside the run cancels it on the device the same way before the error
     propagates. `sampler` ("device" / "cpu") overrides the decode steps' sampler: "cpu" draws
     every token on the CPU inside the running command buffer (host_sampler.py) with
-    `cpu_sampler(counts, position) -> token`, by default the device's own draw."""
+    `cpu_sampler(counts, position) -> token`, by default the device's own draw. `feed`: tokens
+    pushed into it (any thread, feeding.py) are taken by the next decode steps in order, in
+    place of sampling."""
     if not isinstance(workflow, Workflow):
         workflow = load_workflow(workflow)
     # The run's mode is checked here, before any device work; a loop's own mode was checked
@@ -176,7 +180,7 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
     options = {"mode": check_mode(mode) if mode is not None else None, "sampler": sampler}
     ctx = WorkflowExecutionContext(device, on_token=on_token, on_window=on_window,
                                    on_text=on_text, cancellation=cancellation,
-                                   cpu_sampler=cpu_sampler)
+                                   cpu_sampler=cpu_sampler, feed=feed)
     try:
         ctx.values.update(bind_inputs(workflow, inputs or {}))
         ctx.values.update({name: decl.value for name, decl in workflow.values.items()})

@@ -21,6 +21,7 @@ STOP = Arg(("tensor",), **U32_1, doc="device stop flag")
 
 
 VOCABULARIES = ("bytes", "bpe")
+FORCED_IF_FED = 1  # lm_decode_step's forced_mode: the CPU's token when one was taken
 FORCED_FROM_CPU = 2  # lm_decode_step's forced_mode: the token must come from the CPU
 
 
@@ -127,6 +128,14 @@ def lm_decode_step(ctx, args, step):
         sampler.encode_request(ctx.command_buffer(), model, state, history, stop)
         forced = dict(forced=sampler.token.buffer, forced_got=sampler.token_got.buffer,
                       forced_mode=FORCED_FROM_CPU)
+    if ctx.token_feed is not None:
+        if forced:
+            raise ValueError("a run either samples on the CPU or is fed tokens, not both")
+        token, got = ctx.feed_buffers()
+        ctx.command_buffer().dispatch("h2d_try_pop", 1, channel=ctx.feed_channel(),
+                                      out=token.buffer, got=got.buffer, stop_flag=stop.buffer,
+                                      predicated=1)
+        forced = dict(forced=token.buffer, forced_got=got.buffer, forced_mode=FORCED_IF_FED)
     ctx.command_buffer().dispatch(
         "lm_decode_step", 1, model=model.buffer, state=state.buffer, history=history.buffer,
         out=args["token"].buffer, stop=stop.buffer, seed=args["seed"], eos=eos,
