@@ -1,28 +1,31 @@
-"""The baseline a CPU-sampled loop is compared with: one command buffer and one
-synchronisation per step, as engines that sample on the CPU do today.
-
-Each step commits a command buffer that runs the previous step's decode (with the CPU's token)
-and lm_next_counts for the next position, waits for it, reads the distribution and calls the
-sampler. The tokens equal those of the same sampler inside one running command buffer
-(workflow `sampler: cpu`, host_sampler.py); only the cost per step differs
-(benchmarks/bench_h2d.py measures both).
+"""CPU sampling two ways, driven directly (no workflow): the baseline, one command buffer and
+one synchronisation per step as engines that sample on the CPU do today (per_step_sync), and
+the whole loop in command buffers of `window` steps that never end per step (in_flight: the
+distribution leaves through a record channel, the token comes back through a host-to-device
+channel; workflow/host_sampler.py). Both give the same tokens for the same sampler; only the
+cost per step differs (benchmarks/bench_cpu_sampler.py). `pad(cb)` encodes extra work per step
+(the rest of a model's step, for the benchmark).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from ..lm import EOS_TOKEN, builtin_table
 from ..workflow import TensorArg
+from ..workflow.host_sampler import HostSampler
 
 FORCED_FROM_CPU = 2  # lm_decode_step's forced_mode
 
 
+Pad = Optional[Callable[[object], None]]
+
+
 def per_step_sync(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequence[int],
                   *, max_tokens: int, eos: int = EOS_TOKEN, history: int = 65536,
-                  table=None) -> list[int]:
+                  table=None, pad: Pad = None) -> list[int]:
     """The tokens of `max_tokens` steps (fewer at EOS) sampled by `sampler` on the CPU with a
     synchronisation per step."""
     table = table or builtin_table()
@@ -58,6 +61,8 @@ def per_step_sync(device, sampler: Callable[[np.ndarray, int], int], prompt: Seq
     for _ in range(max_tokens):
         token_view[0] = sampler(counts_view[1:], int(counts_view[0]))
         cb = queue.command_buffer()
+        if pad is not None:
+            pad(cb)
         cb.dispatch("lm_decode_step", 1, model=model.buffer, state=state.buffer,
                     history=hist.buffer, out=out.buffer, stop=stop.buffer, seed=0, eos=eos,
                     max_tokens=0, history_capacity=history, forced=token.buffer,
@@ -68,3 +73,57 @@ def per_step_sync(device, sampler: Callable[[np.ndarray, int], int], prompt: Seq
             break
         tokens.append(int(token_view[0]))
     return tokens
+
+
+def in_flight(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequence[int], *,
+              max_tokens: int, window: int = 64, eos: int = EOS_TOKEN, history: int = 65536,
+              table=None, pad: Pad = None) -> list[int]:
+    """The same loop with the sampler served while command buffers of `window` steps run,
+    two committed ahead; the tokens leave through a u32 channel pushed by the decode step."""
+    import foundry_channels as fc
+
+    table = table or builtin_table()
+    vocab = 1 << table.bits
+    queue = device.new_queue()
+    model = TensorArg.from_array(device, table.words)
+    state = TensorArg.zeros(device, "u32", (4,))
+    hist = TensorArg.zeros(device, "u32", (history,))
+    out = TensorArg.zeros(device, "u32", (1,))
+    stop = TensorArg.zeros(device, "u32", (1,))
+    prompt_t = TensorArg.from_array(device, list(prompt) or [0])
+    stream = fc.ChannelU32(device, 1 << 16)
+    host = HostSampler(device, vocab, sampler)
+    cb = queue.command_buffer()
+    cb.channel_init(stream)
+    host.encode_init(cb)
+    cb.dispatch("lm_prefill", 1, state=state.buffer, history=hist.buffer, prompt=prompt_t.buffer,
+                stop=stop.buffer, prompt_length=len(prompt), history_capacity=history)
+    cb.commit()
+    host.start()
+    reader = stream.reader()
+    try:
+        pending = []
+        for start in range(0, max_tokens, window):
+            cb = queue.command_buffer()
+            for _ in range(min(window, max_tokens - start)):
+                if pad is not None:
+                    pad(cb)
+                host.encode_request(cb, model, state, hist, stop)
+                cb.dispatch("lm_decode_step", 1, model=model.buffer, state=state.buffer,
+                            history=hist.buffer, out=out.buffer, stop=stop.buffer, seed=0,
+                            eos=eos, max_tokens=0, history_capacity=history, stream=stream,
+                            push=1, stream_capacity=stream.capacity, forced=host.token.buffer,
+                            forced_got=host.token_got.buffer, forced_mode=FORCED_FROM_CPU)
+            cb.commit()
+            pending.append(cb)
+            if len(pending) > 2:  # two windows in flight
+                pending.pop(0).wait_until_completed(timeout=120)
+                if stop.numpy()[0] != 0:
+                    break  # EOS: the windows in flight are predicated off
+        for cb in pending:
+            if not cb.wait_until_completed(timeout=120):
+                raise TimeoutError("a CPU-sampled window did not finish within 120 s")
+        return list(reader)
+    finally:
+        reader.close()
+        host.stop()
