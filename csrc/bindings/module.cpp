@@ -79,6 +79,7 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_channel(m);
   bind::bind_record(m);
   bind::bind_control(m);
+  bind::bind_h2d(m);
 #ifdef FC_WITH_BENCHMARKS
   bind::bind_benchmarks(m);  // the C++ benchmark instruments, not in a default build
 #endif
