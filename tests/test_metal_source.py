@@ -155,7 +155,8 @@ PARAMS_DEFINE = re.compile(r"^#define FC_PARAMS_(\w+)(.*)$", re.MULTILINE)
 
 
 def channel_names() -> dict[str, list[str]]:
-    return {name: [p["name"] for p in fc.kernel_signature(name) if p["kind"] == "channel"]
+    return {name: [p["name"] for p in fc.kernel_signature(name)
+                   if p["kind"] in ("channel", "h2d_channel")]
             for name in fc.kernel_names()}
 
 

@@ -98,12 +98,21 @@ inline py::array raw_view(uint32_t* words, size_t count, py::handle owner, size_
   return view;
 }
 
-// One entry of an ABI word table (an X-macro of (name, word, writer, meaning)) as Python's
-// {name: {word, writer, meaning}}: fc.header_layout(), fc.control_layout(), ... Used inside a
-// function that has a py::dict named `table`.
+// Binds `pyname`() returning an ABI word table (an X-macro TABLE of (name, word, writer,
+// meaning)) as Python's {name: {word, writer, meaning}}: fc.header_layout(),
+// fc.control_layout(), fc.h2d_layout().
 #define FC_BIND_LAYOUT_ENTRY(name, index, writer, meaning)                    \
   table[#name] = py::dict(py::arg("word") = index, py::arg("writer") = writer, \
                           py::arg("meaning") = meaning);
+#define FC_BIND_LAYOUT_TABLE(module, pyname, TABLE, doc) \
+  (module).def(                                          \
+      pyname,                                            \
+      [] {                                               \
+        py::dict table;                                  \
+        TABLE(FC_BIND_LAYOUT_ENTRY)                      \
+        return table;                                    \
+      },                                                 \
+      doc)
 
 // ---- argument checks: one clear line instead of pybind11's "incompatible arguments" -------
 

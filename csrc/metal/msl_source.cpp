@@ -53,7 +53,7 @@ template <class Emit>
 void for_each_buffer(const KernelParam& p, Emit&& emit) {
   if (p.kind == ParamKind::Buffer) emit(std::string(p.name), p.slot, kPlainBuffer);
   if (p.kind == ParamKind::Shared) emit(std::string(p.name), p.slot, kChannelBuffer);
-  if (p.kind == ParamKind::Channel) {
+  if (p.kind == ParamKind::Channel || p.kind == ParamKind::H2DChannel) {
     emit(std::string(p.name) + "_header", p.slot, kChannelBuffer);
     emit(std::string(p.name) + "_data", p.slot + 1, kChannelBuffer);
     emit(std::string(p.name) + "_cursor", p.slot + 2, kPlainBuffer);
