@@ -39,8 +39,15 @@ def test_cpu_sampled_tokens_equal_the_device_sampler(device, mode):
 def test_any_workflow_samples_on_the_cpu_with_the_run_option(device):
     inputs = {"prompt": PROMPT, "seed": 3, "max_tokens": 60}
     on_device = tokens_of(run_workflow(sample_path(), device, inputs=inputs))
-    on_cpu = tokens_of(run_workflow(sample_path(), device, inputs=inputs, sampler="cpu"))
+    run = run_workflow(sample_path(), device, inputs=inputs, sampler="cpu")
+    sampler = run.context._host_sampler
+    on_cpu = tokens_of(run)
     assert on_cpu == on_device
+    assert sampler is not None and sampler.served >= len(on_cpu), "the CPU drew every token"
+    # and a CPU-sampled workflow back on the device: no CPU sampler at all
+    run = run_workflow(CPU_SAMPLED, device, inputs=inputs, sampler="device")
+    assert run.context._host_sampler is None
+    assert tokens_of(run) == on_device
 
 
 def test_a_custom_sampler_gives_the_tokens_of_a_per_step_synchronised_run(device):

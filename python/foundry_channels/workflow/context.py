@@ -7,7 +7,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Union
 
-from .._core import CommandBuffer, ControlBlock, Device, H2DChannel
+from .._core import CommandBuffer, ControlBlock, Device
+from ..h2d_channel import H2DChannel
 from .cancellation import Cancellation, is_cancelled
 from .feeding import TokenFeed
 from .host_sampler import HostSampler
@@ -53,6 +54,8 @@ class WorkflowExecutionContext:
         self.lm_tables: dict[int, object] = {}
         # lm_vocabulary's tables, likewise: buffer id -> lm.vocab.Vocabulary
         self.vocabularies: dict[int, object] = {}
+        # The run's options (executor.RunOptions: mode, sampler), for the steps of loop bodies
+        self.run_options: dict = {}
         self.cancellation = cancellation
         self._control: Optional[ControlBlock] = None
         # CPU sampling (host_sampler.py): the sampler callable a run was given, and the per-run

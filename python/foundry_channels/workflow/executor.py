@@ -182,6 +182,7 @@ def run_workflow(workflow: Union[Workflow, str, dict], device: Union[Device, str
                                    on_text=on_text, cancellation=cancellation,
                                    cpu_sampler=cpu_sampler, feed=feed)
     try:
+        ctx.run_options = options
         ctx.values.update(bind_inputs(workflow, inputs or {}))
         ctx.values.update({name: decl.value for name, decl in workflow.values.items()})
         loops = run_steps(ctx, workflow.steps, options)

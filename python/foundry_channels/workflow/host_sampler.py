@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .. import _core
+from ..h2d_channel import H2DChannel
 from ..record_channel import Channel as RecordChannel
 from .values import TensorArg
 
@@ -51,7 +51,7 @@ class HostSampler:
         self.sampler = sampler
         self.timeout_us = int(timeout_s * 1e6)
         self.requests = RecordChannel(device, "u32", (1 + vocab,), capacity=RING)
-        self.answers = _core.H2DChannel(device, RING)
+        self.answers = H2DChannel(device, RING)
         self.counts = TensorArg.zeros(device, "u32", (1 + vocab,))
         self.token = TensorArg.zeros(device, "u32", (1,))
         self.token_got = TensorArg.zeros(device, "u32", (1,))

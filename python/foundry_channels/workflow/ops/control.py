@@ -62,7 +62,7 @@ def while_batched(ctx, args, step):
     # (detok_push: its vocabulary's longest token).
     pushes = sum(s.spec.pushes(ctx, s) if s.spec.pushes else 1
                  for s in pushes_into(step.body, step.args["stream"])) if stream is not None else 0
-    loop = WindowedLoop(ctx, lambda: run_steps(ctx, step.body), max_steps=args["max_steps"],
+    loop = WindowedLoop(ctx, lambda: run_steps(ctx, step.body, ctx.run_options), max_steps=args["max_steps"],
                         window=args["window"], stop=args["stop"], collect=args["collect"],
                         mode=args["mode"], stream=stream, pushes_per_step=pushes)
     with overshooting(ctx, args["overshoot"]):
