@@ -67,12 +67,14 @@ def test_handle_cancel_from_another_thread_stops_the_run(backend):
     handle.cancel()
     run = handle.result(timeout=60)
     loop = run.loops[-1]
-    assert handle.cancelled and loop.cancelled
     tokens = run.outputs["generated_tokens"].numpy().tolist()
-    assert 1 <= len(tokens) < 65000
-    assert loop.stop_flag in (StopFlag.RUNNING, StopFlag.CANCELLED, StopFlag.EOS)
     full = uncancelled(backend, 11, "throughput")
-    assert tokens == full[:len(tokens)]
+    assert handle.cancelled and 1 <= len(tokens) < 65000
+    if loop.cancelled:  # (else the run had ended by EOS before the cancel came)
+        assert loop.stop_flag in (StopFlag.RUNNING, StopFlag.CANCELLED, StopFlag.EOS)
+        assert tokens == full[:len(tokens)]
+    else:
+        assert loop.stop_flag == StopFlag.EOS and tokens == full
     run.context.close()
 
 
