@@ -46,6 +46,7 @@
   X(denoise_init)              \
   X(denoise_step)              \
   X(lm_next_counts)            \
+  X(spin_ns)                   \
   X(h2d_init)                  \
   X(h2d_try_pop)               \
   X(h2d_pop_wait)              \
@@ -107,6 +108,7 @@
   P(U32, 3, width) P(U32, 4, words) P(U32_OPT, 5, capacity) P(U32_OPT, 6, stride)            \
   P(U32, 7, threads)
 
+#define FC_SIGNATURE_spin_ns(P) P(U32, 0, ns)
 #define FC_SIGNATURE_h2d_init(P) P(H2D, 0, channel) P(U32, 0, capacity) P(U32, 1, record_words)
 #define FC_SIGNATURE_h2d_try_pop(P)                                                          \
   P(H2D, 0, channel) P(BUF, 3, out) P(BUF, 4, got) P(BUF_OPT, 5, stop_flag)                  \

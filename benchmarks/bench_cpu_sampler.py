@@ -1,0 +1,82 @@
+"""CPU sampling inside a running command buffer vs one synchronisation per step.
+
+The sample LM's decode loop with every token drawn on the CPU (lm.cpu_sampler.device_sampler,
+the device's own draw, so both loops give the same tokens - checked), and `spin_ns` padding
+each step to a model step of known length (10 us: the issue's target point):
+
+  per-step sync   one command buffer per step: commit, wait, read the distribution, sample,
+                  write the token, commit the next (samples/cpu_sampling.per_step_sync)
+  in flight       windows of 64 steps, two committed ahead; each step pushes its distribution
+                  through a record channel and waits (h2d_pop_wait) for the CPU's token from a
+                  host-to-device channel (samples/cpu_sampling.in_flight)
+
+Prints a table and writes benchmarks/results/bench_cpu_sampler.json (or --json PATH).
+
+    python benchmarks/bench_cpu_sampler.py [--device cuda|cpu] [--tokens N] [--step-us 10,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import time
+from pathlib import Path
+
+import foundry_channels as fc
+from foundry_channels.lm import encode_prompt
+from foundry_channels.lm.cpu_sampler import device_sampler
+from foundry_channels.samples.cpu_sampling import in_flight, per_step_sync
+
+NO_EOS = 0xFFFFFFFF  # no token equals it: every run makes exactly --tokens tokens
+PROMPT = encode_prompt("We hold these truths")
+
+
+def measure(device: fc.Device, tokens: int, step_ns: int) -> dict:
+    sampler = device_sampler(7)
+
+    def pad(cb) -> None:
+        if step_ns:
+            cb.dispatch("spin_ns", 1, ns=step_ns)
+
+    row = {"step_us": step_ns / 1e3, "tokens": tokens}
+    results = {}
+    for name, run in (("per_step_sync", per_step_sync), ("in_flight", in_flight)):
+        run(device, sampler, PROMPT, max_tokens=min(tokens, 64), eos=NO_EOS, pad=pad)  # warm
+        start = time.perf_counter()
+        results[name] = run(device, sampler, PROMPT, max_tokens=tokens, eos=NO_EOS, pad=pad)
+        row[f"{name}_tokens_per_s"] = tokens / (time.perf_counter() - start)
+    row["same_tokens"] = results["per_step_sync"] == results["in_flight"]
+    row["speedup"] = row["in_flight_tokens_per_s"] / row["per_step_sync_tokens_per_s"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if fc.backend_status()["cuda"] == "" else "cpu")
+    parser.add_argument("--tokens", type=int, default=2000)
+    parser.add_argument("--step-us", default="0,10,50")
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" /
+                                              "bench_cpu_sampler.json"))
+    args = parser.parse_args()
+    with fc.Device(args.device) as device:
+        name = device.name if hasattr(device, "name") else args.device
+        rows = [measure(device, args.tokens, int(float(us) * 1000))
+                for us in args.step_us.split(",")]
+    print(f"\n{name} ({args.device}), {args.tokens} CPU-sampled tokens per run, "
+          f"{platform.node()}, {datetime.date.today()}")
+    print("| step (us) | per-step sync tok/s | in flight tok/s | speedup | same tokens |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['step_us']:g} | {r['per_step_sync_tokens_per_s']:,.0f} | "
+              f"{r['in_flight_tokens_per_s']:,.0f} | {r['speedup']:.2f}x | {r['same_tokens']} |")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"device": name, "backend": args.device,
+                                           "date": str(datetime.date.today()), "rows": rows},
+                                          indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
