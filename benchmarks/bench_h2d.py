@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 from native_instruments import require
+from results_io import default_path, write_json
 
 import foundry_channels as fc
 from foundry_channels import _core
@@ -92,7 +91,7 @@ def throughput(dev: fc.Device, items: int) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples and items")
-    ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "bench_h2d.json"))
+    ap.add_argument("--json", default=default_path("bench_h2d"))
     args = ap.parse_args()
     require()
     samples, items = (500, 100_000) if args.quick else (5000, 1_000_000)
@@ -116,10 +115,7 @@ def main() -> int:
               f"{'' if thr['exact'] else ' (NOT EXACT)'}  [{r['device']}]")
     if "cuda" not in backends:
         print("cuda: skipped (" + fc.backend_status()["cuda"] + ")")
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
-    print(f"wrote {path}")
+    write_json(args.json, result)
     return 0
 
 

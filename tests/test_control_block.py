@@ -86,6 +86,11 @@ def test_a_private_buffer_is_refused_as_a_control_parameter(cpu_device):
                     history=run.history.buffer, out=run.out.buffer, stop=run.stop.buffer,
                     seed=1, eos=0, max_tokens=0, history_capacity=run.history.numel,
                     control=run.stream, use_control=1)
+    with pytest.raises(ValueError, match="use_control = 1 needs the 'control' argument"):
+        cb.dispatch("lm_decode_step", 1, model=run.model.buffer, state=run.state.buffer,
+                    history=run.history.buffer, out=run.out.buffer, stop=run.stop.buffer,
+                    seed=1, eos=0, max_tokens=0, history_capacity=run.history.numel,
+                    use_control=1)
     assert fc.kernel_signature("lm_decode_step")[6] == \
         {"name": "control", "kind": "shared", "slot": 8, "optional": True}
 

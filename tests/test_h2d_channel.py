@@ -324,6 +324,23 @@ def test_bad_channel_arguments_raise(cpu_device, kwargs, error, message):
         fc.H2DChannel(cpu_device, **kwargs)
 
 
+@pytest.mark.parametrize("kernel, kwargs, message", [
+    ("h2d_try_pop", dict(predicated=1), "predicated = 1 needs the 'stop_flag' argument"),
+    ("h2d_try_pop", dict(stop_code=4), "stop_code = 4 needs the 'stop_flag' argument"),
+    ("channel_u32_push", dict(predicated=1), "predicated = 1 needs the 'stop_flag' argument"),
+    ("channel_u32_push", dict(from_source=1), "from_source = 1 needs the 'source' argument"),
+])
+def test_a_switch_without_its_buffer_is_refused(device, kernel, kwargs, message):
+    # Without the check the kernel would read a buffer that is not there (a segfault on cpu).
+    ch = ready_channel(device)
+    cb = device.new_queue().command_buffer()
+    args = dict(channel=ch, out=device.buffer(4), got=device.buffer(4)) if kernel.startswith(
+        "h2d") else dict(channel=fc.ChannelU32(device, 4), capacity=4)
+    with pytest.raises(ValueError, match=message):
+        cb.dispatch(kernel, 1, **args, **kwargs)
+    assert cb.dispatch_count == 0
+
+
 def test_bad_pop_arguments_raise(device):
     ch = ready_channel(device, dtype="f32", shape=(4,))
     cb = device.new_queue().command_buffer()

@@ -51,7 +51,7 @@ void CommandBuffer::dispatch(KernelId kernel, uint32_t grid,
     throw std::invalid_argument("dispatch of '" + std::string(kernel_name(kernel)) +
                                 "': grid must be at least 1 thread");
   }
-  check_encodable(*device, kernel, buffers);
+  check_encodable(*device, kernel, buffers, scalars);
   Dispatch d{kernel, grid, {}, scalars};
   for (int i = 0; i < kBufferSlots; ++i) {
     if (!buffers[i]) continue;

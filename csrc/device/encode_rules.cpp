@@ -5,6 +5,43 @@
 
 namespace fc {
 
+namespace {
+
+// Scalars that switch on the use of an optional buffer, by parameter name, for every kernel
+// that has both.
+struct Switch {
+  const char* scalar;
+  const char* buffer;
+};
+constexpr Switch kSwitches[] = {
+    {"predicated", "stop_flag"}, {"predicated", "stop"},     {"stop_code", "stop_flag"},
+    {"use_control", "control"},  {"push", "stream"},         {"from_source", "source"},
+};
+
+const KernelParam* find_param(const KernelSignature& sig, const char* name) {
+  for (int i = 0; i < sig.count; ++i) {
+    if (std::string(sig.params[i].name) == name) return &sig.params[i];
+  }
+  return nullptr;
+}
+
+void check_switches(const KernelSignature& sig,
+                    const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers,
+                    const std::array<uint32_t, kScalarSlots>& scalars) {
+  for (const Switch& sw : kSwitches) {
+    const KernelParam* scalar = find_param(sig, sw.scalar);
+    const KernelParam* buffer = find_param(sig, sw.buffer);
+    if (!scalar || !buffer || scalar->kind != ParamKind::U32) continue;
+    if (scalars[scalar->slot] != 0 && !buffers[buffer->slot]) {
+      throw std::invalid_argument("dispatch of '" + std::string(sig.name) + "': " + sw.scalar +
+                                  " = " + std::to_string(scalars[scalar->slot]) + " needs the '" +
+                                  sw.buffer + "' argument");
+    }
+  }
+}
+
+}  // namespace
+
 std::string cpu_wait_refusal(KernelId kernel, const std::string& backend, bool waits_allowed) {
   if (waits_allowed || !kernel_waits_on_cpu(kernel)) return "";
   return "cannot encode '" + std::string(kernel_name(kernel)) + "' on the " + backend +
@@ -15,11 +52,13 @@ std::string cpu_wait_refusal(KernelId kernel, const std::string& backend, bool w
 }
 
 void check_encodable(const Device& device, KernelId kernel,
-                     const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers) {
+                     const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers,
+                     const std::array<uint32_t, kScalarSlots>& scalars) {
   const std::string refusal =
       cpu_wait_refusal(kernel, device.backend(), device.kernels_may_wait_on_cpu());
   if (!refusal.empty()) throw CommandBufferError(refusal);
   const KernelSignature& sig = kernel_signature(kernel);
+  check_switches(sig, buffers, scalars);
   for (int i = 0; i < sig.count; ++i) {
     const KernelParam& p = sig.params[i];
     if (p.kind != ParamKind::Shared) continue;

@@ -2,6 +2,9 @@
 // encoder, C++ or Python's named dispatch, gets the same checks and the same words):
 //   * a SHARED parameter (a buffer the CPU writes while the kernel runs) must be 'shared'
 //     storage: the CPU has no pointer to a private buffer (std::invalid_argument);
+//   * a scalar switch that makes a kernel read an optional buffer (predicated / stop_code ->
+//     stop_flag, use_control -> control, push -> stream) needs that buffer: without it the
+//     kernel would dereference nothing (std::invalid_argument);
 //   * a kernel that waits for a value the CPU writes while its command buffer runs
 //     (FC_KERNELS_WAITING_ON_CPU: h2d_pop_wait) is refused on a device that cannot promise the
 //     write becomes visible (Device::kernels_may_wait_on_cpu: Metal) (CommandBufferError).
@@ -18,7 +21,8 @@ namespace fc {
 
 // Throws naming the kernel and the parameter or the reason.
 void check_encodable(const Device& device, KernelId kernel,
-                     const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers);
+                     const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers,
+                     const std::array<uint32_t, kScalarSlots>& scalars);
 
 // Why `kernel` may not be encoded on a device of `backend` that allows waits on CPU writes or
 // not; "" when it may. The pure rule behind check_encodable (bound for tests).
