@@ -72,14 +72,6 @@ py::object python_helper(const char* module, const char* name) {
   return py::module_::import(module).attr(name);
 }
 
-WaitStrategyKind strategy_from(const py::handle& name) {
-  if (py::isinstance<py::str>(name)) {
-    if (auto kind = parse_wait_strategy(name.cast<std::string>())) return *kind;
-  }
-  throw py::value_error("wait_strategy must be 'adaptive', 'spin' or 'backoff', got " +
-                        std::string(py::str(py::repr(name))));
-}
-
 // The Python exception for an error a poller wait ended with (the classes the module
 // registered for the core's exceptions).
 py::object python_error(const std::exception_ptr& error) {

@@ -1,6 +1,8 @@
 // Helpers shared by the binding files.
 #pragma once
 
+#include "channel/wait_strategy.hpp"
+
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -175,6 +177,15 @@ const char* wait_from_python(Reader& reader, const py::object& timeout,
     case WaitResult::Finished: return "finished";
   }
   return "timeout";
+}
+
+// A reader's wait strategy from its Python name (ValueError naming the choices).
+inline WaitStrategyKind strategy_from(const py::handle& name) {
+  if (py::isinstance<py::str>(name)) {
+    if (auto kind = parse_wait_strategy(name.cast<std::string>())) return *kind;
+  }
+  throw py::value_error("wait_strategy must be 'adaptive', 'spin' or 'backoff', got " +
+                        std::string(py::str(py::repr(name))));
 }
 
 }  // namespace fc::bind

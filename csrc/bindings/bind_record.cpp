@@ -101,6 +101,11 @@ foundry_channels.Channel, which adds the dtype and shape.)doc")
             return wait_from_python(r, timeout, until);
           },
           py::arg("timeout") = py::none(), py::arg("until") = nullptr)
+      .def_property(
+          "wait_strategy",
+          [](const RecordReader& r) { return wait_strategy_name(r.wait_strategy()); },
+          [](RecordReader& r, const py::handle& name) { r.set_wait_strategy(strategy_from(name)); },
+          "How wait() idles: 'adaptive' (default), 'spin' or 'backoff' (README, \"Waiting\").")
       .def("close", &RecordReader::close)
       .def_property_readonly("closed", &RecordReader::closed)
       .def_property_readonly("exhausted", &RecordReader::exhausted)

@@ -42,6 +42,7 @@ class RecordReader : public Pollable {
   bool exhausted();
   const std::shared_ptr<RecordChannel>& channel() const { return channel_; }
   void set_wait_strategy(WaitStrategyKind kind);
+  WaitStrategyKind wait_strategy() const { return strategy_.kind(); }
   // For the poller thread (awaited readers): see Pollable.
   Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error) override;
 

@@ -120,6 +120,15 @@ class RecordReader:
     def exhausted(self) -> bool:
         return self.core.exhausted
 
+    @property
+    def wait_strategy(self) -> str:
+        """How wait() idles: 'adaptive' (default), 'spin' or 'backoff' (README, "Waiting")."""
+        return self.core.wait_strategy
+
+    @wait_strategy.setter
+    def wait_strategy(self, kind: str) -> None:
+        self.core.wait_strategy = kind
+
     def wait(self, timeout: Optional[float] = None, until=None) -> str:
         """Blocks until a record is readable ('ready'), the channel is closed and drained
         ('closed'), the command buffer `until` finished ('finished') or `timeout` passed

@@ -102,24 +102,30 @@ def in_flight(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequenc
     host.start()
     reader = stream.reader()
     try:
-        pending = []
-        for start in range(0, max_tokens, window):
-            cb = queue.command_buffer()
-            for _ in range(min(window, max_tokens - start)):
-                if pad is not None:
-                    pad(cb)
-                host.encode_request(cb, model, state, hist, stop)
-                cb.dispatch("lm_decode_step", 1, model=model.buffer, state=state.buffer,
-                            history=hist.buffer, out=out.buffer, stop=stop.buffer, seed=0,
-                            eos=eos, max_tokens=0, history_capacity=history, stream=stream,
-                            push=1, stream_capacity=stream.capacity, forced=host.token.buffer,
-                            forced_got=host.token_got.buffer, forced_mode=FORCED_FROM_CPU)
-            cb.commit()
-            pending.append(cb)
-            if len(pending) > 2:  # two windows in flight
-                pending.pop(0).wait_until_completed(timeout=120)
+        # One window is encoded, every later one is its replay (CUDA: a graph launch): the
+        # launching thread holds the GIL only briefly, so the sampler thread is never kept
+        # waiting behind Python encoding. The device's max_tokens ends the run exactly.
+        cb = queue.command_buffer()
+        for _ in range(window):
+            if pad is not None:
+                pad(cb)
+            host.encode_request(cb, model, state, hist, stop)
+            cb.dispatch("lm_decode_step", 1, model=model.buffer, state=state.buffer,
+                        history=hist.buffer, out=out.buffer, stop=stop.buffer, seed=0,
+                        eos=eos, max_tokens=max_tokens, history_capacity=history,
+                        stream=stream, push=1, stream_capacity=stream.capacity,
+                        forced=host.token.buffer, forced_got=host.token_got.buffer,
+                        forced_mode=FORCED_FROM_CPU)
+        encoded = cb.to_window()
+        cb.commit()
+        pending = [cb]
+        for _ in range(1, -(-max_tokens // window)):
+            if len(pending) == 2:  # two windows in flight
+                if not pending.pop(0).wait_until_completed(timeout=120):
+                    raise TimeoutError("a CPU-sampled window did not finish within 120 s")
                 if stop.numpy()[0] != 0:
-                    break  # EOS: the windows in flight are predicated off
+                    break  # EOS or max_tokens: the windows in flight are predicated off
+            pending.append(queue.replay(encoded))
         for cb in pending:
             if not cb.wait_until_completed(timeout=120):
                 raise TimeoutError("a CPU-sampled window did not finish within 120 s")

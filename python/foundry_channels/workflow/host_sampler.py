@@ -83,6 +83,10 @@ class HostSampler:
 
     def _serve(self) -> None:
         reader = self.requests.reader()
+        # A request is answered while a device step waits for it: the thread spins for it
+        # (one core for the run's duration) instead of learning a sleep (adaptive), which
+        # would add its wake-up to every token.
+        reader.wait_strategy = "spin"
         writer = self.answers.writer()
         request = np.empty(1 + self.vocab, dtype=np.uint32)
         try:
