@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -16,7 +18,7 @@ import pytest
 import foundry_channels as fc
 from foundry_channels._core import serving_live_streams
 from foundry_channels.lm import builtin_table, encode_prompt
-from foundry_channels.serving import Engine, EngineBusyError, EngineClosedError
+from foundry_channels.serving import Engine, EngineBusyError, EngineClosedError, EngineError
 from lm_support import decode_on_device
 from serving_support import collect, expected, reference_logprobs
 
@@ -397,3 +399,34 @@ def test_bpe_vocabulary():
         _, text, _ = collect(request)
         assert text == full[:full.find(stop.encode())].decode("utf-8", "replace")
         assert request.finish_reason == "stop"
+
+
+def test_a_device_closed_under_the_engine_fails_its_requests():
+    device = fc.Device("cpu")
+    engine = Engine(device, lanes=2, window=2)
+    requests = [engine.submit(random_prompt(random.Random(i)), max_tokens=4000, seed=i)
+                for i in range(10)]
+    next(requests[0].pieces(timeout=30))
+    device.close()
+    errors = 0
+    for request in requests:
+        try:
+            collect(request)
+        except EngineError as e:
+            errors += 1
+            assert "closed" in str(e)
+        assert request.finish_reason in ("error", "stop")
+    assert errors >= 8  # the queued ones at least
+    with pytest.raises(EngineClosedError, match="failed"):
+        engine.submit("We hold", max_tokens=5)
+    engine.close()
+
+
+def test_interpreter_exits_with_an_engine_running():
+    code = ("from foundry_channels.serving import Engine\n"
+            "engine = Engine('cpu')\n"
+            "requests = [engine.submit('We hold', max_tokens=4000, seed=i) for i in range(80)]\n"
+            "next(requests[0].pieces(timeout=30))\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

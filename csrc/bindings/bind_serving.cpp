@@ -158,16 +158,11 @@ void bind_serving(py::module_& m) {
       .def_property_readonly("history_capacity",
                              [](const ServingEngine& e) { return e.config().history_capacity; })
       .def("stats", [](const ServingEngine& e) {
-        const auto s = e.stats();
+        const EngineStats s = e.stats();
         py::dict d;
-        d["submitted"] = s.submitted;
-        d["completed"] = s.completed;
-        d["windows"] = s.windows;
-        d["admits"] = s.admits;
-        d["items"] = s.items;
-        d["batches"] = s.batches;
-        d["active_lanes"] = s.active_lanes;
-        d["queued"] = s.queued;
+#define FC_ENGINE_STAT_ENTRY(name, meaning) d[#name] = s.name;
+        FC_ENGINE_STATS(FC_ENGINE_STAT_ENTRY)
+#undef FC_ENGINE_STAT_ENTRY
         return d;
       });
 }

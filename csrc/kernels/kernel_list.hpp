@@ -91,10 +91,10 @@
 #define FC_SIGNATURE_lm_lanes_admit(P)                                       \
   P(BUF, 0, lanes) P(BUF, 1, history) P(BUF, 2, staging) P(U32, 0, lane)    \
   P(U32, 1, history_capacity) P(U32, 2, threads)
-#define FC_SIGNATURE_lm_lanes_step(P)                                                        \
-  P(BUF, 0, model) P(BUF, 1, lanes) P(BUF, 2, history) P(BUF, 3, batch) P(CHAN, 4, stream)   \
-  P(SHARED, 7, cancel) P(U32, 0, lane_count) P(U32, 1, history_capacity) P(U32, 2, stream_capacity)              \
-  P(U32, 3, parity)
+#define FC_SIGNATURE_lm_lanes_step(P)                                                      \
+  P(BUF, 0, model) P(BUF, 1, lanes) P(BUF, 2, history) P(BUF, 3, batch) P(CHAN, 4, stream) \
+  P(SHARED, 7, cancel) P(U32, 0, lane_count) P(U32, 1, history_capacity)                  \
+  P(U32, 2, stream_capacity) P(U32, 3, parity)
 
 // The uniform dispatch the backends receive: twelve buffer slots, eight u32 scalars.
 #define FC_KERNEL_BUFFER_SLOTS 12

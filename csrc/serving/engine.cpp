@@ -185,9 +185,9 @@ std::shared_ptr<RequestStream> ServingEngine::submit(SubmitRequest r) {
     if (next_generation_ == 0) next_generation_ = 1;  // 0 names no request
     stream = std::make_shared<RequestStream>(next_id_++, generation, r.max_tokens, r.logprobs);
     queue_requests_.push_back(Pending{stream, std::move(r), generation});
-    queued_stat_.store(static_cast<uint32_t>(queue_requests_.size()), std::memory_order_relaxed);
+    EngineCounters::set(counters_.queued, queue_requests_.size());
   }
-  submitted_.fetch_add(1, std::memory_order_relaxed);
+  EngineCounters::add(counters_.submitted);
   cv_.notify_one();
   wake_signal().notify();  // a driver waiting on the lane channel re-checks at once
   return stream;
@@ -213,19 +213,6 @@ void ServingEngine::close() {
   cv_.notify_all();
   wake_signal().notify();
   if (driver_.joinable() && driver_.get_id() != std::this_thread::get_id()) driver_.join();
-}
-
-ServingEngine::Stats ServingEngine::stats() const {
-  Stats s;
-  s.submitted = submitted_.load(std::memory_order_relaxed);
-  s.completed = completed_.load(std::memory_order_relaxed);
-  s.windows = windows_.load(std::memory_order_relaxed);
-  s.admits = admits_.load(std::memory_order_relaxed);
-  s.items = items_read_.load(std::memory_order_relaxed);
-  s.batches = batches_.load(std::memory_order_relaxed);
-  s.active_lanes = active_stat_.load(std::memory_order_relaxed);
-  s.queued = queued_stat_.load(std::memory_order_relaxed);
-  return s;
 }
 
 // ---- the driver thread -------------------------------------------------------------------
@@ -268,7 +255,7 @@ void ServingEngine::run_loop() {
     }
     if (active_lanes_ > 0 && in_flight_.size() < kMaxInFlight) {
       in_flight_.push_back(queue_->replay(window_));
-      windows_.fetch_add(1, std::memory_order_relaxed);
+      EngineCounters::add(counters_.windows);
       continue;  // drain before anything else: the first tokens must not wait for encoding
     }
     const size_t got = drain();
@@ -308,20 +295,20 @@ void ServingEngine::admit() {
     while (!queue_requests_.empty() &&
            queue_requests_.front().stream->finish_reason() != FinishReason::None) {
       queue_requests_.pop_front();
-      completed_.fetch_add(1, std::memory_order_relaxed);
+      EngineCounters::add(counters_.completed);
     }
     while (!queue_requests_.empty() && admitting_.size() < free_lanes_.size()) {
       admitting_.push_back(std::move(queue_requests_.front()));
       queue_requests_.pop_front();
     }
-    queued_stat_.store(static_cast<uint32_t>(queue_requests_.size()), std::memory_order_relaxed);
+    EngineCounters::set(counters_.queued, queue_requests_.size());
   }
   if (admitting_.empty()) return;
   std::shared_ptr<CommandBuffer> cb;
   for (Pending& p : admitting_) {
     const uint32_t lane = free_lanes_.back();
     if (!p.stream->assign_lane(static_cast<int>(lane))) {  // cancelled meanwhile
-      completed_.fetch_add(1, std::memory_order_relaxed);
+      EngineCounters::add(counters_.completed);
       continue;
     }
     free_lanes_.pop_back();
@@ -337,10 +324,10 @@ void ServingEngine::admit() {
     encode(*cb, a.threads, a);
     lanes_[lane].stream = std::move(p.stream);
     ++active_lanes_;
-    admits_.fetch_add(1, std::memory_order_relaxed);
+    EngineCounters::add(counters_.admits);
   }
   admitting_.clear();
-  active_stat_.store(active_lanes_, std::memory_order_relaxed);
+  EngineCounters::set(counters_.active_lanes, active_lanes_);
   if (cb) cb->commit();
 }
 
@@ -370,6 +357,10 @@ void ServingEngine::write_staging(uint32_t lane, const Pending& p) {
 
 size_t ServingEngine::drain() {
   const size_t n = reader_->drain_into(items_.data(), items_.size());
+  if (reader_->dropped() != 0) {  // ruled out by the window bound (engine.hpp): a bug if seen
+    throw std::runtime_error("lane channel: " + std::to_string(reader_->dropped()) +
+                             " item(s) were overwritten before they were read");
+  }
   if (n != 0) demux(items_.data(), n);
   return n;
 }
@@ -427,8 +418,8 @@ void ServingEngine::demux(const uint32_t* items, size_t n) {
     if (lanes_[lane].stream) lanes_[lane].stream->publish();
   }
   touched_.clear();
-  items_read_.fetch_add(n, std::memory_order_relaxed);
-  batches_.fetch_add(1, std::memory_order_relaxed);
+  EngineCounters::add(counters_.items, n);
+  EngineCounters::add(counters_.batches);
   wake_signal().notify();  // the poller, for every awaited stream this batch fed
 }
 
@@ -443,8 +434,8 @@ void ServingEngine::end_lane(uint32_t lane, uint32_t reason) {
   l.stream.reset();
   free_lanes_.push_back(lane);
   --active_lanes_;
-  active_stat_.store(active_lanes_, std::memory_order_relaxed);
-  completed_.fetch_add(1, std::memory_order_relaxed);
+  EngineCounters::set(counters_.active_lanes, active_lanes_);
+  EngineCounters::add(counters_.completed);
 }
 
 void ServingEngine::fail_all(FinishReason reason, const std::string& message) {
@@ -459,8 +450,8 @@ void ServingEngine::fail_all(FinishReason reason, const std::string& message) {
   }
   for (Pending& p : queued) p.stream->finish(reason, -1, message);
   active_lanes_ = 0;
-  active_stat_.store(0, std::memory_order_relaxed);
-  queued_stat_.store(0, std::memory_order_relaxed);
+  EngineCounters::set(counters_.active_lanes, 0);
+  EngineCounters::set(counters_.queued, 0);
   wake_signal().notify();
 }
 

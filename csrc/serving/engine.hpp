@@ -47,6 +47,43 @@ struct SubmitRequest {
   std::vector<std::vector<uint32_t>> stop_sequences;  // device-matched token sequences
 };
 
+// The engine's counters (ServingEngine::stats(), Python's Engine.stats()): name, meaning.
+#define FC_ENGINE_STATS(X)                                              \
+  X(submitted, "requests submitted")                                    \
+  X(completed, "requests ended: finished, cancelled or failed")         \
+  X(windows, "decode windows committed")                                \
+  X(admits, "requests admitted to a lane")                              \
+  X(items, "lane channel items demultiplexed")                          \
+  X(batches, "batches drained from the lane channel")                   \
+  X(active_lanes, "lanes running a request (until its end item is read)") \
+  X(queued, "requests waiting for a lane")
+
+struct EngineStats {  // a snapshot
+#define FC_ENGINE_STAT_FIELD(name, meaning) uint64_t name = 0;
+  FC_ENGINE_STATS(FC_ENGINE_STAT_FIELD)
+#undef FC_ENGINE_STAT_FIELD
+};
+
+// The live counters: relaxed atomics (statistics; nothing is published through them).
+struct EngineCounters {
+#define FC_ENGINE_STAT_ATOMIC(name, meaning) std::atomic<uint64_t> name{0};
+  FC_ENGINE_STATS(FC_ENGINE_STAT_ATOMIC)
+#undef FC_ENGINE_STAT_ATOMIC
+  EngineStats snapshot() const {
+    EngineStats s;
+#define FC_ENGINE_STAT_LOAD(name, meaning) s.name = name.load(std::memory_order_relaxed);
+    FC_ENGINE_STATS(FC_ENGINE_STAT_LOAD)
+#undef FC_ENGINE_STAT_LOAD
+    return s;
+  }
+  static void add(std::atomic<uint64_t>& counter, uint64_t n = 1) {
+    counter.fetch_add(n, std::memory_order_relaxed);
+  }
+  static void set(std::atomic<uint64_t>& counter, uint64_t v) {
+    counter.store(v, std::memory_order_relaxed);
+  }
+};
+
 class EngineBusyError : public Error {
  public:
   using Error::Error;
@@ -78,11 +115,7 @@ class ServingEngine {
   const std::shared_ptr<Device>& device() const { return device_; }
   uint32_t channel_capacity() const { return channel_->capacity(); }
 
-  struct Stats {
-    uint64_t submitted = 0, completed = 0, windows = 0, admits = 0, items = 0, batches = 0;
-    uint32_t active_lanes = 0, queued = 0;
-  };
-  Stats stats() const;
+  EngineStats stats() const { return counters_.snapshot(); }
 
  private:
   struct Lane {
@@ -139,9 +172,7 @@ class ServingEngine {
   uint64_t next_id_ = 1;
 
   std::atomic<bool> closing_{false};
-  std::atomic<uint64_t> submitted_{0}, completed_{0}, windows_{0}, admits_{0}, items_read_{0},
-      batches_{0};
-  std::atomic<uint32_t> active_stat_{0}, queued_stat_{0};
+  EngineCounters counters_;
   std::thread driver_;
 };
 

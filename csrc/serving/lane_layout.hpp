@@ -42,46 +42,56 @@
 
 #include <cstdint>
 
+// The table: E(X, kernel name, C++ constant, value), in dependency order. Every constant below
+// is declared from it, and the kernel-visible ones (all but the C++-only limits at the end of
+// the namespace) reach the kernels through FC_LANE_KERNEL_CONSTANTS.
+#define FC_LANE_TABLE(E, X)                                                                   \
+  E(X, LANE_ACTIVE, kLaneActive, 0)                                                          \
+  E(X, LANE_POSITION, kLanePosition, 1)                                                      \
+  E(X, LANE_MADE, kLaneMade, 2)                                                              \
+  E(X, LANE_SEED, kLaneSeed, 3)                                                              \
+  E(X, LANE_MAX_TOKENS, kLaneMaxTokens, 4)                                                   \
+  E(X, LANE_GENERATION, kLaneGeneration, 5)                                                  \
+  E(X, LANE_FLAGS, kLaneFlags, 6)                                                            \
+  E(X, LANE_EOS, kLaneEos, 7)                                                                \
+  E(X, LANE_STOP_COUNT, kLaneStopCount, 8)                                                   \
+  E(X, LANE_MAX_STOPS, kLaneMaxStops, 4)                                                     \
+  E(X, LANE_MAX_STOP_TOKENS, kLaneMaxStopTokens, 32)                                         \
+  E(X, LANE_STOP_LENGTHS, kLaneStopLengths, 9)                                               \
+  E(X, LANE_STOP_TOKENS, kLaneStopTokens, kLaneStopLengths + kLaneMaxStops)                  \
+  E(X, LANE_RECORD_END, kLaneRecordEnd, kLaneStopTokens + kLaneMaxStops * kLaneMaxStopTokens) \
+  E(X, LANE_WORDS, kLaneWords, 144)                                                          \
+  E(X, LANE_FLAG_PROBS, kLaneFlagProbs, 1)                                                   \
+  E(X, ITEM_LANE_SHIFT, kItemLaneShift, 16)                                                  \
+  E(X, ITEM_KIND_SHIFT, kItemKindShift, 28)                                                  \
+  E(X, ITEM_TOKEN, kItemToken, 0)                                                            \
+  E(X, ITEM_TOKEN_PROB, kItemTokenProb, 1)                                                   \
+  E(X, ITEM_END, kItemEnd, 2)                                                                \
+  E(X, END_EOS, kEndEos, 1)                                                                  \
+  E(X, END_MAX_TOKENS, kEndMaxTokens, 2)                                                     \
+  E(X, END_HISTORY_FULL, kEndHistoryFull, 3)                                                 \
+  E(X, END_CANCELLED, kEndCancelled, 4)                                                      \
+  E(X, END_STOP_SEQUENCE, kEndStopSequence, 8) /* + the stop sequence's index */             \
+  E(X, BATCH_COUNTER, kBatchCounter, 0)                                                      \
+  E(X, BATCH_BASE, kBatchBase, 1)     /* + parity */                                          \
+  E(X, BATCH_BASE_HI, kBatchBaseHi, 3) /* + parity */                                         \
+  E(X, BATCH_DONE_SHIFT, kBatchDoneShift, 16)
+
+// The table as FC_KERNEL_CONSTANTS entries, X(kernel name, constant) (channel/layout.hpp).
+#define FC_LANE_AS_KERNEL_CONSTANT(X, name, constant, value) X(name, constant)
+#define FC_LANE_KERNEL_CONSTANTS(X) FC_LANE_TABLE(FC_LANE_AS_KERNEL_CONSTANT, X)
+
 namespace fc::layout {
 
-inline constexpr uint32_t kLaneActive = 0;
-inline constexpr uint32_t kLanePosition = 1;
-inline constexpr uint32_t kLaneMade = 2;
-inline constexpr uint32_t kLaneSeed = 3;
-inline constexpr uint32_t kLaneMaxTokens = 4;
-inline constexpr uint32_t kLaneGeneration = 5;
-inline constexpr uint32_t kLaneFlags = 6;
-inline constexpr uint32_t kLaneEos = 7;
-inline constexpr uint32_t kLaneStopCount = 8;
-inline constexpr uint32_t kLaneMaxStops = 4;
-inline constexpr uint32_t kLaneMaxStopTokens = 32;
-inline constexpr uint32_t kLaneStopLengths = 9;
-inline constexpr uint32_t kLaneStopTokens = kLaneStopLengths + kLaneMaxStops;
-inline constexpr uint32_t kLaneRecordEnd = kLaneStopTokens + kLaneMaxStops * kLaneMaxStopTokens;
-inline constexpr uint32_t kLaneWords = 144;
-inline constexpr uint32_t kLaneFlagProbs = 1;
+#define FC_LANE_DECLARE(X, name, constant, value) inline constexpr uint32_t constant = value;
+FC_LANE_TABLE(FC_LANE_DECLARE, _)
+#undef FC_LANE_DECLARE
 
-inline constexpr uint32_t kItemLaneShift = 16;
-inline constexpr uint32_t kItemKindShift = 28;
-inline constexpr uint32_t kItemPayloadMask = 0xffffu;
-inline constexpr uint32_t kItemLaneMask = 0xfffu;
-inline constexpr uint32_t kItemToken = 0;
-inline constexpr uint32_t kItemTokenProb = 1;
-inline constexpr uint32_t kItemEnd = 2;
+// C++ only.
+inline constexpr uint32_t kItemPayloadMask = (1u << kItemLaneShift) - 1u;
+inline constexpr uint32_t kItemLaneMask = (1u << (kItemKindShift - kItemLaneShift)) - 1u;
 inline constexpr uint32_t kMaxItemsPerLaneStep = 4;  // token, count, total, end
-
-inline constexpr uint32_t kEndEos = 1;
-inline constexpr uint32_t kEndMaxTokens = 2;
-inline constexpr uint32_t kEndHistoryFull = 3;
-inline constexpr uint32_t kEndCancelled = 4;
-inline constexpr uint32_t kEndStopSequence = 8;  // + the stop sequence's index
-
-inline constexpr uint32_t kBatchCounter = 0;
-inline constexpr uint32_t kBatchBase = 1;    // + parity
-inline constexpr uint32_t kBatchBaseHi = 3;  // + parity
 inline constexpr uint32_t kBatchWords = 8;
-inline constexpr uint32_t kBatchDoneShift = 16;
-
 inline constexpr uint32_t kMaxLanes = kItemLaneMask + 1;  // 4096: the item's lane field
 inline constexpr uint32_t kMaxTokenId = kItemPayloadMask;
 
@@ -95,36 +105,3 @@ static_assert(kMaxLanes < (1u << (32 - kBatchDoneShift)), "the threads of a step
 static_assert(kBatchBaseHi + 1 < kBatchWords, "the batch words fit the buffer");
 
 }  // namespace fc::layout
-
-// The constants above as kernels see them (FC_<name>), appended to FC_KERNEL_CONSTANTS.
-#define FC_LANE_KERNEL_CONSTANTS(X)                \
-  X(LANE_ACTIVE, kLaneActive)                      \
-  X(LANE_POSITION, kLanePosition)                  \
-  X(LANE_MADE, kLaneMade)                          \
-  X(LANE_SEED, kLaneSeed)                          \
-  X(LANE_MAX_TOKENS, kLaneMaxTokens)               \
-  X(LANE_GENERATION, kLaneGeneration)              \
-  X(LANE_FLAGS, kLaneFlags)                        \
-  X(LANE_EOS, kLaneEos)                            \
-  X(LANE_STOP_COUNT, kLaneStopCount)               \
-  X(LANE_MAX_STOPS, kLaneMaxStops)                 \
-  X(LANE_MAX_STOP_TOKENS, kLaneMaxStopTokens)      \
-  X(LANE_STOP_LENGTHS, kLaneStopLengths)           \
-  X(LANE_STOP_TOKENS, kLaneStopTokens)             \
-  X(LANE_RECORD_END, kLaneRecordEnd)               \
-  X(LANE_WORDS, kLaneWords)                        \
-  X(LANE_FLAG_PROBS, kLaneFlagProbs)               \
-  X(ITEM_LANE_SHIFT, kItemLaneShift)               \
-  X(ITEM_KIND_SHIFT, kItemKindShift)               \
-  X(ITEM_TOKEN, kItemToken)                        \
-  X(ITEM_TOKEN_PROB, kItemTokenProb)               \
-  X(ITEM_END, kItemEnd)                            \
-  X(END_EOS, kEndEos)                              \
-  X(END_MAX_TOKENS, kEndMaxTokens)                 \
-  X(END_HISTORY_FULL, kEndHistoryFull)             \
-  X(END_CANCELLED, kEndCancelled)                  \
-  X(END_STOP_SEQUENCE, kEndStopSequence)           \
-  X(BATCH_COUNTER, kBatchCounter)                  \
-  X(BATCH_BASE, kBatchBase)                        \
-  X(BATCH_BASE_HI, kBatchBaseHi)                   \
-  X(BATCH_DONE_SHIFT, kBatchDoneShift)

@@ -62,14 +62,12 @@ class Request:
         """The pieces as they arrive (blocking; the GIL is released while waiting). Each wait is
         bounded by `timeout` seconds (TimeoutError); None waits as long as the request runs."""
         with self._reading():
-            while True:
+            while not self._done:
                 piece = self._next_piece()
                 if piece is not None:
                     yield piece
-                if self._done:
-                    return
-                if piece is None and self._stream.wait(timeout) == "timeout":
-                    raise TimeoutError(f"request {self.id}: no token within {timeout} s")
+                elif not self._done and self._stream.wait(timeout) == "timeout":
+                    raise self._timeout(timeout)
 
     async def stream(self, timeout: Optional[float] = None) -> AsyncIterator[Piece]:
         """The pieces as they arrive, awaited through the process's poller thread (no thread
@@ -78,19 +76,20 @@ class Request:
 
         stream = self._stream
         with self._reading():
-            while True:
+            while not self._done:
                 piece = self._next_piece()
                 if piece is not None:
                     yield piece
-                if self._done:
-                    return
-                if piece is None and not await wait_ready(
+                elif not self._done and not await wait_ready(
                         stream, lambda: stream.unread != 0 or stream.exhausted, timeout):
-                    raise TimeoutError(f"request {self.id}: no token within {timeout} s")
+                    raise self._timeout(timeout)
 
     def text(self, timeout: Optional[float] = None) -> str:
         """The whole completion (blocks until the request ends)."""
         return "".join(piece.text for piece in self.pieces(timeout))
+
+    def _timeout(self, timeout) -> TimeoutError:
+        return TimeoutError(f"request {self.id}: no token within {timeout} s")
 
     def _reading(self):
         if not self._consumer.acquire(blocking=False):

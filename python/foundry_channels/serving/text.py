@@ -13,11 +13,12 @@ the authority for the text (it also finds a stop string spelt with other tokens)
 
 from __future__ import annotations
 
-import codecs
 from collections import deque
 from typing import Optional, Sequence
 
 import numpy as np
+
+from ..lm import StreamingDetokenizer
 
 
 class StopFilter:
@@ -79,7 +80,7 @@ class TextAssembler:
     def __init__(self, vocabulary, stops: Sequence[bytes], logprobs: bool) -> None:
         self._vocabulary = vocabulary
         self._filter = StopFilter(stops)
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoder = StreamingDetokenizer()  # bytes in, text out, never a split character
         self._logprobs = logprobs
         self._pending: deque = deque()  # (token, logprob, end byte) not yet released
         self._received = 0  # bytes of every token so far
@@ -97,13 +98,15 @@ class TextAssembler:
             self._received += len(data)
             self._pending.append((token, value, self._received))
         released = self._filter.feed(b"".join(pieces))
-        # At a stop string the text ends: a character it cut short becomes U+FFFD.
-        return self._piece(released, self._decoder.decode(released, final=self.stopped))
+        text = self._decoder.feed(released)
+        if self.stopped:  # the text ends here: a character the stop string cut short is U+FFFD
+            text += self._decoder.finish()
+        return self._piece(released, text)
 
     def finish(self) -> Optional[Piece]:
         """The last piece once the stream ended: the held bytes, the decoder's tail."""
         released = self._filter.finish()
-        return self._piece(released, self._decoder.decode(released, final=True))
+        return self._piece(released, self._decoder.feed(released) + self._decoder.finish())
 
     def _piece(self, released: bytes, text: str) -> Optional[Piece]:
         self._released += len(released)
