@@ -312,9 +312,9 @@ def test_busy_and_closed_engines_refuse_requests():
 
 
 def test_close_with_requests_in_flight_ends_them():
-    engine = Engine("cpu", lanes=2, window=2)
+    engine = Engine("cpu", lanes=1, window=2)  # ~1 ms a request: most stay queued a while
     requests = [engine.submit(random_prompt(random.Random(i)), max_tokens=4000, seed=i)
-                for i in range(40)]
+                for i in range(400)]
     ended = []
 
     def reader(request):
@@ -331,14 +331,14 @@ def test_close_with_requests_in_flight_ends_them():
         t.start()
     closer = threading.Thread(target=engine.close)  # most requests are still queued
     closer.start()
-    asyncio.run(awaiting(requests[20:]))
+    asyncio.run(awaiting(requests[20:40]))
     for t in threads:
         t.join(30)
     closer.join()
     assert not any(t.is_alive() for t in threads)
     assert len(ended) == 20
-    assert all(r.finish_reason in ("cancelled", "stop") for r in requests)
-    assert any(r.finish_reason == "cancelled" for r in requests)
+    assert all(r.finish_reason in ("cancelled", "stop") for r in requests[:40])
+    assert requests[-1].finish_reason == "cancelled"  # never read: ended by close() all the same
 
 
 def test_memory_stays_flat_over_thousands_of_requests():

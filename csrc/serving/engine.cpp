@@ -9,6 +9,10 @@
 #include <limits>
 #include <stdexcept>
 
+#if defined(__linux__)
+#include <pthread.h>
+#endif
+
 #include "channel/reader.hpp"
 #include "common/atomic_word.hpp"
 #include "device/kernel_args.hpp"
@@ -188,8 +192,10 @@ std::shared_ptr<RequestStream> ServingEngine::submit(SubmitRequest r) {
     EngineCounters::set(counters_.queued, queue_requests_.size());
   }
   EngineCounters::add(counters_.submitted);
+  // Wakes an idle driver. A busy one admits at its next window boundary anyway (its waits
+  // end when the oldest window completes), so the process WakeSignal is left alone: notifying
+  // it would wake every sleeping waiter of the process for each request.
   cv_.notify_one();
-  wake_signal().notify();  // a driver waiting on the lane channel re-checks at once
   return stream;
 }
 
@@ -218,6 +224,9 @@ void ServingEngine::close() {
 // ---- the driver thread -------------------------------------------------------------------
 
 void ServingEngine::run() {
+#if defined(__linux__)
+  pthread_setname_np(pthread_self(), "fc-engine");  // tools and benchmarks find it by name
+#endif
   std::string failure;
   try {
     run_loop();

@@ -33,7 +33,7 @@ namespace fc {
 
 struct EngineConfig {
   uint32_t lanes = 64;               // requests decoded at once (1..layout::kMaxLanes)
-  uint32_t window = 8;               // steps per committed window (even, 2..4096)
+  uint32_t window = 16;              // steps per committed window (even, 2..4096)
   uint32_t history_capacity = 4096;  // tokens of prompt + completion a lane holds
   uint32_t eos = 0;                  // the model's end-of-text token
   uint32_t max_queued = 4096;        // submitted requests waiting for a lane

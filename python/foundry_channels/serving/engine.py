@@ -57,7 +57,7 @@ class Engine:
     `history_capacity`: tokens of prompt + completion per request."""
 
     def __init__(self, device: Union[str, Device] = "cpu", *, lanes: int = 64,
-                 vocab: str = "bytes", window: int = 8, history_capacity: int = 4096,
+                 vocab: str = "bytes", window: int = 16, history_capacity: int = 4096,
                  max_queued: int = 4096) -> None:
         self.vocabulary = load_vocabulary(vocab)
         self._owns_device = isinstance(device, str)

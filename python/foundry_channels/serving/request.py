@@ -41,7 +41,10 @@ class Request:
     def finish_reason(self) -> Optional[str]:
         """None while running; then "stop" (EOS or a stop string), "length" (max_tokens),
         "cancelled" (cancel(), or the engine closed) or "error" (the device failed: the
-        iterators raise EngineError). Set when the iterators end, or by cancel()."""
+        iterators raise EngineError). Set when the iterators end; "cancelled" and "error" also
+        as soon as they happen (a request nobody reads ended by cancel() or Engine.close())."""
+        if self._finish_reason is None and self._stream.finish_reason in ("cancelled", "error"):
+            return self._stream.finish_reason
         return self._finish_reason
 
     @property

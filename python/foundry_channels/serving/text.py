@@ -13,7 +13,6 @@ the authority for the text (it also finds a stop string spelt with other tokens)
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Optional, Sequence
 
 import numpy as np
@@ -75,14 +74,18 @@ class Piece:
 
 
 class TextAssembler:
-    """Turns a request's tokens into Pieces (one consumer)."""
+    """Turns a request's tokens into Pieces (one consumer). Vectorised: a batch of tokens costs
+    a few numpy calls, not Python work per token (the bytes vocabulary's tokens are bytes)."""
 
     def __init__(self, vocabulary, stops: Sequence[bytes], logprobs: bool) -> None:
         self._vocabulary = vocabulary
         self._filter = StopFilter(stops)
         self._decoder = StreamingDetokenizer()  # bytes in, text out, never a split character
-        self._logprobs = logprobs
-        self._pending: deque = deque()  # (token, logprob, end byte) not yet released
+        # Tokens not released yet, their log-probabilities, and where each one's bytes end
+        # (counted from the first byte of the completion).
+        self._tokens = np.empty(0, np.uint32)
+        self._values: Optional[np.ndarray] = np.empty(0, np.float32) if logprobs else None
+        self._ends = np.empty(0, np.int64)
         self._received = 0  # bytes of every token so far
         self._released = 0  # bytes released so far
 
@@ -92,13 +95,14 @@ class TextAssembler:
         return self._filter.stopped
 
     def feed(self, tokens: np.ndarray, logprobs: Optional[np.ndarray]) -> Optional[Piece]:
-        pieces = self._vocabulary.bytes_of(tokens.tolist())
-        values = logprobs.tolist() if logprobs is not None else [None] * len(pieces)
-        for token, value, data in zip(tokens.tolist(), values, pieces):
-            self._received += len(data)
-            self._pending.append((token, value, self._received))
-        released = self._filter.feed(b"".join(pieces))
-        text = self._decoder.feed(released)
+        data, ends = self._vocabulary.join(tokens)
+        self._tokens = np.concatenate((self._tokens, tokens))
+        if self._values is not None:
+            self._values = np.concatenate((self._values, logprobs))
+        self._ends = np.concatenate((self._ends, ends + self._received))
+        self._received += len(data)
+        released = self._filter.feed(data)
+        text = self._decoder.feed_bytes(released)
         if self.stopped:  # the text ends here: a character the stop string cut short is U+FFFD
             text += self._decoder.finish()
         return self._piece(released, text)
@@ -106,17 +110,16 @@ class TextAssembler:
     def finish(self) -> Optional[Piece]:
         """The last piece once the stream ended: the held bytes, the decoder's tail."""
         released = self._filter.finish()
-        return self._piece(released, self._decoder.feed(released) + self._decoder.finish())
+        return self._piece(released, self._decoder.feed_bytes(released) + self._decoder.finish())
 
     def _piece(self, released: bytes, text: str) -> Optional[Piece]:
         self._released += len(released)
-        done = []
-        while self._pending and self._pending[0][2] <= self._released:
-            done.append(self._pending.popleft())
+        done = int(np.searchsorted(self._ends, self._released, side="right"))
         if not text and not done:
             return None
-        tokens = np.fromiter((t for t, _, _ in done), dtype=np.uint32, count=len(done))
+        tokens, self._tokens = self._tokens[:done], self._tokens[done:]
+        self._ends = self._ends[done:]
         values = None
-        if self._logprobs:
-            values = np.fromiter((v for _, v, _ in done), dtype=np.float32, count=len(done))
+        if self._values is not None:
+            values, self._values = self._values[:done], self._values[done:]
         return Piece(text, tokens, values)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
+import numpy as np
+
 from ..lm import builtin_table, encode_prompt
 from ..lm.ngram import NgramTable
 
@@ -24,6 +26,7 @@ class Vocabulary:
         self.eos = table.boundary
         self.size = 1 << table.bits
         self._bytes = list(token_bytes)
+        self._lengths = np.array([len(b) for b in self._bytes], dtype=np.int64)
 
     def encode(self, text: str) -> list[int]:
         """The prompt's tokens; ValueError for the NUL character (the model's end of text)."""
@@ -41,12 +44,12 @@ class Vocabulary:
             return self.encode(stop.decode("utf-8"))
         return list(stop)
 
-    def token_bytes(self, token: int) -> bytes:
-        return self._bytes[token]
-
-    def bytes_of(self, tokens) -> list[bytes]:
+    def join(self, tokens: np.ndarray) -> tuple[bytes, np.ndarray]:
+        """The bytes of `tokens` (u32 array) and where each token's bytes end in them."""
+        if self.name == "bytes":  # a token is its byte: no Python work per token
+            return tokens.astype(np.uint8).tobytes(), np.arange(1, len(tokens) + 1)
         table = self._bytes
-        return [table[t] for t in tokens]
+        return b"".join([table[t] for t in tokens.tolist()]), np.cumsum(self._lengths[tokens])
 
 
 @functools.lru_cache(maxsize=None)
