@@ -367,6 +367,18 @@ def test_memory_stays_flat_over_thousands_of_requests():
     assert serving_live_streams() == live_before  # every C++ stream was freed
 
 
+def test_a_dropped_request_frees_its_lane():
+    with Engine("cpu", lanes=1, window=2) as engine:
+        streams = []
+        for i in range(5):
+            request = engine.submit("We hold", max_tokens=4000, seed=i)
+            streams.append(request._stream)  # the C++ side outlives the Request here
+            del request
+            gc.collect()
+        assert [s.finish_reason for s in streams] == ["cancelled"] * 5
+        check(engine.submit("Four score", max_tokens=30, seed=1), "Four score", 1, 30)
+
+
 def test_one_reader_per_request():
     with Engine("cpu", lanes=2) as engine:
         request = engine.submit("We hold", max_tokens=3000, seed=1)

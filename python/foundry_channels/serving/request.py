@@ -130,6 +130,14 @@ class Request:
         if self._finish_reason is None:
             self._finish_reason = reason
 
+    def __del__(self) -> None:
+        # A request dropped before it ended frees its lane (nobody can read it any more).
+        try:
+            if self._stream.finish_reason is None:
+                self._engine._cancel(self._stream)
+        except Exception:  # interpreter shutdown: the engine may be gone already
+            pass
+
     def __repr__(self) -> str:
         return (f"Request(id={self.id}, prompt_tokens={self.prompt_tokens}, "
                 f"completion_tokens={self.completion_tokens}, finish_reason={self._finish_reason!r})")
