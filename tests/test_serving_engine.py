@@ -45,6 +45,17 @@ def random_stops(rng: random.Random, prompt: str, seed: int, max_tokens: int) ->
     return stops
 
 
+def busy_device(device, pushes: int = 100_000_000):
+    """Keeps the device thread busy for a while (~0.1 s): work committed after this waits,
+    so a test can act on requests that cannot have run yet."""
+    ch = fc.ChannelU32(device, 1024)
+    cb = device.new_queue().command_buffer()
+    cb.channel_init(ch)
+    cb.dispatch("channel_u32_push_sequence", 1, channel=ch, capacity=1024, start=0, count=pushes)
+    cb.commit()
+    return cb
+
+
 def check(request, prompt: str, seed: int, max_tokens: int, stops=()) -> None:
     want = expected(encode_prompt(prompt), seed, max_tokens, [s.encode() for s in stops])
     tokens, text, _ = collect(request)
@@ -164,15 +175,16 @@ def test_cancel_from_another_thread_while_reading():
             assert request.finish_reason in ("cancelled", "stop")
 
 
-def test_cancel_while_queued_never_runs():
-    with Engine("cpu", lanes=1, window=2) as engine:
+def test_cancel_while_queued_never_runs(cpu_device):
+    with Engine(cpu_device, lanes=1, window=2) as engine:
+        busy_device(cpu_device)  # neither request can run before the cancel
         first = engine.submit("We hold", max_tokens=2000, seed=1)
         queued = engine.submit("Four score", max_tokens=50, seed=2)
         queued.cancel()
         assert queued.finish_reason == "cancelled"
         assert collect(queued)[0] == []
         assert queued._stream.received == 0
-        first.cancel()
+        check(first, "We hold", 1, 2000)
         check(engine.submit("the people", max_tokens=40, seed=3), "the people", 3, 40)
 
 
@@ -367,14 +379,16 @@ def test_memory_stays_flat_over_thousands_of_requests():
     assert serving_live_streams() == live_before  # every C++ stream was freed
 
 
-def test_a_dropped_request_frees_its_lane():
-    with Engine("cpu", lanes=1, window=2) as engine:
+def test_a_dropped_request_frees_its_lane(cpu_device):
+    with Engine(cpu_device, lanes=1, window=2) as engine:
+        check(engine.submit("We hold", max_tokens=5, seed=0), "We hold", 0, 5)  # warm
+        blocker = busy_device(cpu_device)
         streams = []
-        for i in range(5):
+        for i in range(5):  # none can run while the device is busy
             request = engine.submit("We hold", max_tokens=4000, seed=i)
             streams.append(request._stream)  # the C++ side outlives the Request here
             del request
-            gc.collect()
+        assert blocker.status != "completed"  # (else the test proved nothing)
         assert [s.finish_reason for s in streams] == ["cancelled"] * 5
         check(engine.submit("Four score", max_tokens=30, seed=1), "Four score", 1, 30)
 

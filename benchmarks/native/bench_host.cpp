@@ -89,9 +89,11 @@ py::dict latency(uint32_t samples, double gap_us) {
 }  // namespace
 
 void bind_cuda_bench(py::module_& m);  // bind_cuda_bench.cpp
+void bind_h2d_bench(py::module_& m);   // bench_h2d.cpp
 
 void bind_benchmarks(py::module_& m) {
   bind_cuda_bench(m);
+  bind_h2d_bench(m);
   m.def("_bench_push_drain", &push_drain, py::arg("device"), py::arg("capacity"),
         py::arg("n_items"), py::arg("batch"));
   m.def("_bench_latency", &latency, py::arg("samples"), py::arg("gap_us") = 20.0);

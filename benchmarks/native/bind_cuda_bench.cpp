@@ -58,6 +58,19 @@ void bind_cuda_bench(py::module_& m) {
       py::arg("device"), py::arg("pushes") = 100000,
       "Benchmark: GPU-timeline cost of one push (inside a kernel; as a kernel in a graph).");
   m.def(
+      "cuda_bench_clock_fit",
+      [](const std::shared_ptr<Device>& device) {
+        cuda::ClockFitResult r;
+        {
+          ReleaseGil nogil;
+          r = cuda::clock_fit(device);
+        }
+        return py::dict(py::arg("offset_ns") = r.offset_ns, py::arg("error_ns") = r.error_ns);
+      },
+      py::arg("device"),
+      "Benchmark: %globaltimer minus the CPU's steady clock, from GPU<->CPU ping-pong round "
+      "trips; error_ns bounds the offset's error.");
+  m.def(
       "cuda_bench_record_rate",
       [](const std::shared_ptr<Device>& device, uint64_t record_bytes, uint32_t count) {
         cuda::RecordRateResult r;

@@ -24,6 +24,7 @@ void bind_channel(py::module_& m);
 void bind_record(py::module_& m);         // csrc/bindings/bind_record.cpp: record channels
 void bind_serving(py::module_& m);        // csrc/bindings/bind_serving.cpp: the serving engine
 void bind_control(py::module_& m);        // csrc/bindings/bind_control.cpp: control blocks
+void bind_h2d(py::module_& m);            // csrc/bindings/bind_h2d.cpp: host-to-device channels
 void bind_benchmarks(py::module_& m);    // benchmarks/native/ (FC_BUILD_BENCHMARKS=ON only)
 void bind_cuda(py::module_& m);          // csrc/bindings/bind_cuda.cpp: torch/DLPack interop
 void bind_metal_source(py::module_& m);  // csrc/bindings/bind_msl_source.cpp: assembled MSL
@@ -98,12 +99,21 @@ inline py::array raw_view(uint32_t* words, size_t count, py::handle owner, size_
   return view;
 }
 
-// One entry of an ABI word table (an X-macro of (name, word, writer, meaning)) as Python's
-// {name: {word, writer, meaning}}: fc.header_layout(), fc.control_layout(), ... Used inside a
-// function that has a py::dict named `table`.
+// Binds `pyname`() returning an ABI word table (an X-macro TABLE of (name, word, writer,
+// meaning)) as Python's {name: {word, writer, meaning}}: fc.header_layout(),
+// fc.control_layout(), fc.h2d_layout().
 #define FC_BIND_LAYOUT_ENTRY(name, index, writer, meaning)                    \
   table[#name] = py::dict(py::arg("word") = index, py::arg("writer") = writer, \
                           py::arg("meaning") = meaning);
+#define FC_BIND_LAYOUT_TABLE(module, pyname, TABLE, doc) \
+  (module).def(                                          \
+      pyname,                                            \
+      [] {                                               \
+        py::dict table;                                  \
+        TABLE(FC_BIND_LAYOUT_ENTRY)                      \
+        return table;                                    \
+      },                                                 \
+      doc)
 
 // ---- argument checks: one clear line instead of pybind11's "incompatible arguments" -------
 

@@ -5,14 +5,9 @@
 namespace fc::bind {
 
 void bind_control(py::module_& m) {
-  m.def(
-      "control_layout",
-      [] {
-        py::dict table;
-        FC_CONTROL_WORDS(FC_BIND_LAYOUT_ENTRY)
-        return table;
-      },
-      "The control block's words: {name: {word, writer, meaning}}, from the C++ table.");
+  FC_BIND_LAYOUT_TABLE(m, "control_layout", FC_CONTROL_WORDS,
+                       "The control block's words: {name: {word, writer, meaning}}, from the C++ "
+                       "table.");
   m.attr("CONTROL_NO_LIMIT") = control::kNoLimit;
 
   py::class_<ControlBlock, std::shared_ptr<ControlBlock>>(m, "ControlBlock", R"doc(

@@ -4,6 +4,7 @@
 #include "bindings/bind_common.hpp"
 #include "channel/channel.hpp"
 #include "channel/control_block.hpp"
+#include "channel/h2d_channel.hpp"
 #include "channel/record_channel.hpp"
 #include "device/device.hpp"
 
@@ -38,6 +39,7 @@ const char* kind_name(ParamKind kind) {
   switch (kind) {
     case ParamKind::Buffer: return "a Buffer";
     case ParamKind::Channel: return "a ChannelU32 or RecordChannel";
+    case ParamKind::H2DChannel: return "an H2DChannel";
     case ParamKind::Shared: return "a ControlBlock or a shared Buffer";
     case ParamKind::U32: return "a u32 int";
   }
@@ -48,6 +50,34 @@ std::string parameter_names(const KernelSignature& sig) {
   std::string names;
   for (int i = 0; i < sig.count; ++i) names += (i ? ", " : "") + std::string(sig.params[i].name);
   return sig.count ? names : "no arguments";
+}
+
+// A channel's three buffers into slots slot .. slot + 2.
+void put_channel(std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers, int slot,
+                 const ChannelArg& ch) {
+  buffers[slot] = ch.header.buffer;
+  buffers[slot + 1] = ch.data.buffer;
+  buffers[slot + 2] = ch.cursor.buffer;
+}
+
+// The host-to-device channel among a dispatch's arguments, if any: its scalars `capacity` and
+// `record_words` (h2d_init's) are the channel's, filled in when left out and checked when given,
+// and its pops are checked around the dispatch (H2DChannel::before_encode).
+std::shared_ptr<H2DChannel> h2d_argument(const KernelSignature& sig, const py::kwargs& kwargs) {
+  for (int i = 0; i < sig.count; ++i) {
+    const KernelParam& p = sig.params[i];
+    if (p.kind != ParamKind::H2DChannel || !kwargs.contains(p.name)) continue;
+    const py::object value = kwargs[p.name];
+    if (py::isinstance<H2DChannel>(value)) return value.cast<std::shared_ptr<H2DChannel>>();
+  }
+  return nullptr;
+}
+
+std::optional<uint32_t> implied_scalar(const std::string& name, const H2DChannel* ch) {
+  if (!ch) return std::nullopt;
+  if (name == "capacity") return ch->capacity();
+  if (name == "record_words") return ch->record_words();
+  return std::nullopt;
 }
 
 // Python's named dispatch: the kwargs are matched against the kernel's signature from the
@@ -71,12 +101,22 @@ void dispatch_by_name(CommandBuffer& cb, const std::string& kernel, const py::ob
     }
   }
   const uint32_t grid = checked_u32(grid_arg, (where + ": grid").c_str());
+  const std::shared_ptr<H2DChannel> h2d = h2d_argument(sig, kwargs);
   std::array<std::shared_ptr<Buffer>, kBufferSlots> buffers{};
   std::array<uint32_t, kScalarSlots> scalars{};
   for (int i = 0; i < sig.count; ++i) {
     const KernelParam& p = sig.params[i];
     const py::object value = kwargs.contains(p.name) ? py::object(kwargs[p.name]) : py::none();
     const std::string what = where + ": argument '" + p.name + "'";
+    if (const auto implied = implied_scalar(p.name, h2d.get());
+        implied && p.kind == ParamKind::U32) {
+      if (!value.is_none() && checked_u32(value, what.c_str()) != *implied) {
+        throw py::value_error(what + " must be the channel's, " + std::to_string(*implied) +
+                              " (or left out), got " + std::string(py::str(value)));
+      }
+      scalars[p.slot] = *implied;
+      continue;
+    }
     if (value.is_none()) {
       if (p.optional) continue;
       throw py::type_error(where + ": missing argument '" + p.name + "' (" + kind_name(p.kind) +
@@ -95,19 +135,18 @@ void dispatch_by_name(CommandBuffer& cb, const std::string& kernel, const py::ob
         // A record channel has a u32 channel's header and cursor (record_kernels.inc), so a
         // kernel can push records from inside its body (the denoise sample's steps).
         if (py::isinstance<RecordChannel>(value)) {
-          const ChannelArg ch = value.cast<std::shared_ptr<RecordChannel>>()->kernel_buffers();
-          buffers[p.slot] = ch.header.buffer;
-          buffers[p.slot + 1] = ch.data.buffer;
-          buffers[p.slot + 2] = ch.cursor.buffer;
+          put_channel(buffers, p.slot,
+                      value.cast<std::shared_ptr<RecordChannel>>()->kernel_buffers());
           break;
         }
         if (!py::isinstance<ChannelU32>(value)) throw wrong_type();
-        const auto ch = value.cast<std::shared_ptr<ChannelU32>>();
-        buffers[p.slot] = ch->header_buffer();
-        buffers[p.slot + 1] = ch->data_buffer();
-        buffers[p.slot + 2] = ch->cursor_buffer();
+        put_channel(buffers, p.slot, value.cast<std::shared_ptr<ChannelU32>>()->kernel_buffers());
         break;
       }
+      case ParamKind::H2DChannel:
+        if (!py::isinstance<H2DChannel>(value)) throw wrong_type();
+        put_channel(buffers, p.slot, value.cast<std::shared_ptr<H2DChannel>>()->kernel_buffers());
+        break;
       case ParamKind::Shared:
         // Storage is checked where every encoder's is (encode_rules.cpp).
         if (py::isinstance<ControlBlock>(value)) {
@@ -122,7 +161,9 @@ void dispatch_by_name(CommandBuffer& cb, const std::string& kernel, const py::ob
         break;
     }
   }
+  if (h2d) h2d->before_encode(cb, id);
   cb.dispatch(id, grid, buffers, scalars);
+  if (h2d) h2d->after_encode(id);
 }
 
 }  // namespace
@@ -156,6 +197,11 @@ Raises BackendUnavailableError with the reason when the backend cannot run here.
                              "The slot protocol of channels made on this device without one: 1 "
                              "(one 8-byte store per slot) or 2 (32-bit stores, tag checked "
                              "before and after the value); docs/protocol.md.")
+      .def_property_readonly("kernels_may_wait_on_cpu", &Device::kernels_may_wait_on_cpu,
+                             "Whether kernels that wait for a value the CPU writes while their "
+                             "command buffer runs (h2d_pop_wait) may be encoded: False on Metal.")
+      .def("_refuse_cpu_waits", &Device::refuse_cpu_waits,
+           "Test hook: from now on this device refuses waiting kernels as Metal does.")
       .def_property_readonly("backend", &Device::backend)
       .def_property_readonly("name", &Device::name)
       .def_property_readonly("closed", &Device::closed)

@@ -31,7 +31,7 @@ py::object seconds_between(int64_t from_ns, int64_t to_ns) {
 
 py::dict lane_layout() {
   py::dict d;
-#define FC_LANE_ENTRY(name, constant) d[#name] = layout::constant;
+#define FC_LANE_ENTRY(name, constant) d[#name] = constant;
   FC_LANE_KERNEL_CONSTANTS(FC_LANE_ENTRY)
 #undef FC_LANE_ENTRY
   return d;

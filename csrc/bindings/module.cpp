@@ -4,16 +4,6 @@
 #include "channel/layout.hpp"
 #include "device/device.hpp"
 
-namespace fc::bind {
-
-static py::dict header_layout() {
-  py::dict table;
-  FC_CHANNEL_HEADER_WORDS(FC_BIND_LAYOUT_ENTRY)
-  return table;
-}
-
-}  // namespace fc::bind
-
 PYBIND11_MODULE(_core, m) {
   using namespace fc;
   m.doc() = "foundry-channels C++ core: devices, command buffers, Channel<u32> and its reader";
@@ -37,8 +27,9 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
-  m.def("header_layout", &bind::header_layout,
-        "The Channel<u32> header words: {name: {word, writer, meaning}}, from the C++ table.");
+  FC_BIND_LAYOUT_TABLE(m, "header_layout", FC_CHANNEL_HEADER_WORDS,
+                       "The Channel<u32> header words: {name: {word, writer, meaning}}, from the "
+                       "C++ table.");
   m.attr("HEADER_WORDS") = layout::kHeaderWords;
   m.attr("MAX_CAPACITY") = layout::kMaxCapacity;
   m.attr("CHANNEL_MAGIC") = layout::kMagic;
@@ -55,10 +46,11 @@ PYBIND11_MODULE(_core, m) {
         py::list params;
         for (int i = 0; i < sig.count; ++i) {
           const KernelParam& p = sig.params[i];
-          const char* kind = p.kind == ParamKind::Buffer    ? "buffer"
-                             : p.kind == ParamKind::Channel ? "channel"
-                             : p.kind == ParamKind::Shared  ? "shared"
-                                                            : "u32";
+          const char* kind = p.kind == ParamKind::Buffer       ? "buffer"
+                             : p.kind == ParamKind::Channel    ? "channel"
+                             : p.kind == ParamKind::H2DChannel ? "h2d_channel"
+                             : p.kind == ParamKind::Shared     ? "shared"
+                                                               : "u32";
           params.append(py::dict(py::arg("name") = p.name, py::arg("kind") = kind,
                                  py::arg("slot") = p.slot, py::arg("optional") = p.optional));
         }
@@ -66,9 +58,9 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("name"),
       "A kernel's parameters from the kernel table, in order: [{name, kind ('buffer', "
-      "'channel', 'shared' (a shared buffer the CPU writes while the kernel runs: a "
-      "ControlBlock) or 'u32'), slot, optional}], what CommandBuffer.dispatch(name, grid, ...) "
-      "takes.");
+      "'channel', 'h2d_channel' (an H2DChannel), 'shared' (a shared buffer the CPU writes while "
+      "the kernel runs: a ControlBlock) or 'u32'), slot, optional}], what "
+      "CommandBuffer.dispatch(name, grid, ...) takes.");
   m.def("kernel_names", [] {
     std::vector<std::string> names;
     for (int i = 0; i < kKernelCount; ++i) names.emplace_back(kernel_name(static_cast<KernelId>(i)));
@@ -80,6 +72,7 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_record(m);
   bind::bind_serving(m);
   bind::bind_control(m);
+  bind::bind_h2d(m);
 #ifdef FC_WITH_BENCHMARKS
   bind::bind_benchmarks(m);  // the C++ benchmark instruments, not in a default build
 #endif

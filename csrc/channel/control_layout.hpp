@@ -46,7 +46,7 @@ static_assert(kCONTROL_STOPPED + 1 == kWords, "every control word is in the tabl
 
 // The constants kernels see (FC_<name>), generated into the C++/CUDA preludes
 // (kernels/kernel_layout.hpp) and the MSL (metal/msl_source.cpp) from this list.
-#define FC_CONTROL_CONSTANTS(X)          \
-  X(CONTROL_NO_LIMIT, kNoLimit)          \
-  X(STOP_CANCELLED, kStopCancelled)      \
-  X(STOP_REQUESTED, kStopRequested)
+#define FC_CONTROL_CONSTANTS(X)                   \
+  X(CONTROL_NO_LIMIT, control::kNoLimit)          \
+  X(STOP_CANCELLED, control::kStopCancelled)      \
+  X(STOP_REQUESTED, control::kStopRequested)

@@ -40,6 +40,7 @@
 // The other shared-word tables the kernels see, reachable from here so that every prelude and
 // generator that includes this header gets them all.
 #include "channel/control_layout.hpp"
+#include "channel/h2d_layout.hpp"
 #include "serving/lane_layout.hpp"  // the batched decode's lanes: their constants join FC_KERNEL_CONSTANTS
 
 //      name          word  who writes it   meaning
@@ -100,13 +101,14 @@ constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0
 
 }  // namespace fc::layout
 
-// The other constants kernels see, by their kernel name (FC_<name>) and the constant above:
+// The other constants kernels see, by their kernel name (FC_<name>) and the constant (qualified
+// from namespace fc):
 // the C++/CUDA preludes (kernels/kernel_layout.hpp) and the MSL (metal/msl_source.cpp) are
 // generated from this one list.
-#define FC_KERNEL_CONSTANTS(X)                   \
-  X(MAGIC_VALUE, kMagic)                         \
-  X(FLAG_CLOSED, kFlagClosed)                    \
-  X(FLAG_SLOT_PROTOCOL2, kFlagSlotProtocol2)     \
-  X(CURSOR_PROTOCOL, kCursorProtocol)            \
-  X(CURSOR_RECORD_DONE, kCursorRecordDone)      \
+#define FC_KERNEL_CONSTANTS(X)                           \
+  X(MAGIC_VALUE, layout::kMagic)                         \
+  X(FLAG_CLOSED, layout::kFlagClosed)                    \
+  X(FLAG_SLOT_PROTOCOL2, layout::kFlagSlotProtocol2)     \
+  X(CURSOR_PROTOCOL, layout::kCursorProtocol)            \
+  X(CURSOR_RECORD_DONE, layout::kCursorRecordDone)       \
   FC_LANE_KERNEL_CONSTANTS(X)

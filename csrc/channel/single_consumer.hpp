@@ -49,12 +49,12 @@ class ConsumerSlot {
 
 class ConsumerGuard {
  public:
-  explicit ConsumerGuard(std::atomic_flag& busy) : busy_(busy) {
-    if (busy_.test_and_set(std::memory_order_acquire)) {
-      throw ConcurrentUseError(
-          "a channel's reader was used from two threads at once: a channel has a single "
-          "consumer; read it from one thread (or serialise the calls)");
-    }
+  explicit ConsumerGuard(std::atomic_flag& busy)
+      : ConsumerGuard(busy, "a channel's reader was used from two threads at once: a channel has "
+                            "a single consumer; read it from one thread (or serialise the calls)") {}
+  // The same guard for another single-user object (a host-to-device channel's writer).
+  ConsumerGuard(std::atomic_flag& busy, const char* conflict) : busy_(busy) {
+    if (busy_.test_and_set(std::memory_order_acquire)) throw ConcurrentUseError(conflict);
   }
   ~ConsumerGuard() { busy_.clear(std::memory_order_release); }
   ConsumerGuard(const ConsumerGuard&) = delete;

@@ -36,6 +36,14 @@ inline bool compare_exchange_release(uint32_t* p, uint32_t& expected, uint32_t d
   return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELEASE,
                                      __ATOMIC_RELAXED);
 }
+// Takes the word and leaves `v` in its place, as one atomic step (acquire: what the writer of
+// the old value released is visible after).
+inline uint32_t exchange_acquire(uint32_t* p, uint32_t v) {
+  return __atomic_exchange_n(p, v, __ATOMIC_ACQUIRE);
+}
+inline void store_pair_release(uint32_t* p, uint32_t lo, uint32_t hi) {
+  __atomic_store_n(reinterpret_cast<uint64_t*>(p), (uint64_t{hi} << 32) | lo, __ATOMIC_RELEASE);
+}
 inline void fence_acquire() { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 inline void fence_release() { __atomic_thread_fence(__ATOMIC_RELEASE); }
 

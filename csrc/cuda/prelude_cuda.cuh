@@ -84,6 +84,18 @@ FC_CUDA_LOAD_SYS(fc_load_pair_acquire_sys, fc_pair, "ld.acquire.sys.u64", "l")
 // After relaxed loads: orders them before every later load and store of this thread.
 FC_FN void fc_fence_acquire_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 
+// Waiting for a word the CPU writes (h2d_pop_wait): a CUDA kernel may spin on host-mapped
+// memory, each try a read across the bus (~1 us on PCIe), bounded by a timeout measured with
+// %globaltimer (ns; its resolution is ~32 ns to 1 us depending on the GPU: fine for timeouts).
+// No sleep between tries: the read itself paces the loop, and a sleep would add to the latency.
+#define FC_CAN_WAIT_FOR_CPU 1
+FC_FN fc_pair fc_time_ns() {
+  fc_pair t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+FC_FN void fc_spin_pause(uint) {}
+
 // A record's payload word: a plain store. The fence before the record's commit orders every
 // payload store before the end tag for the CPU (record_kernels.inc), as NCCL orders its data
 // before a flag; plain stores keep a warp's 32 words one coalesced transaction.

@@ -31,7 +31,7 @@ std::shared_ptr<Window> CommandBuffer::to_window() const {
   // retained_ lives as long as this command buffer (also after it ran), so a window made after
   // completion keeps every buffer its dispatches point to alive.
   std::lock_guard lock(mutex_);
-  return std::make_shared<Window>(queue_, dispatches_, retained_);
+  return std::make_shared<Window>(queue_, dispatches_, retained_, checks_);
 }
 
 void CommandBuffer::dispatch(KernelId kernel, uint32_t grid,
@@ -51,7 +51,7 @@ void CommandBuffer::dispatch(KernelId kernel, uint32_t grid,
     throw std::invalid_argument("dispatch of '" + std::string(kernel_name(kernel)) +
                                 "': grid must be at least 1 thread");
   }
-  check_encodable(kernel, buffers);
+  check_encodable(*device, kernel, buffers);
   Dispatch d{kernel, grid, {}, scalars};
   for (int i = 0; i < kBufferSlots; ++i) {
     if (!buffers[i]) continue;
@@ -65,6 +65,17 @@ void CommandBuffer::dispatch(KernelId kernel, uint32_t grid,
     retained_.push_back(buffers[i]);
   }
   dispatches_.push_back(d);
+}
+
+void CommandBuffer::add_completion_check(CompletionCheck check) {
+  std::lock_guard lock(mutex_);
+  if (window_ || status() != CommandBufferStatus::NotCommitted) {
+    throw CommandBufferError("add_completion_check(): only while encoding");
+  }
+  for (const auto& c : checks_) {
+    if (c.key == check.key) return;
+  }
+  checks_.push_back(std::move(check));
 }
 
 void CommandBuffer::commit() {
@@ -131,7 +142,21 @@ std::string CommandBuffer::error_message() const {
   return error_;
 }
 
-void CommandBuffer::mark_completed() { finish(CommandBufferStatus::Completed, ""); }
+void CommandBuffer::mark_completed() {
+  // The checks read what the work left in shared memory, which the backend's completion has
+  // made visible. Every check runs (each reports its problem once); any problem fails the
+  // command buffer with all of them.
+  std::string problems;
+  for (const auto& c : window_ ? window_->completion_checks() : checks_) {
+    std::string problem = c.check();
+    if (!problem.empty()) problems += (problems.empty() ? "" : "; ") + problem;
+  }
+  if (!problems.empty()) {
+    finish(CommandBufferStatus::Error, problems);
+    return;
+  }
+  finish(CommandBufferStatus::Completed, "");
+}
 void CommandBuffer::mark_failed(const std::string& message) {
   finish(CommandBufferStatus::Error, message);
 }

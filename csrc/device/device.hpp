@@ -69,15 +69,26 @@ struct Dispatch {
   std::array<uint32_t, kScalarSlots> scalars{};
 };
 
+// A check run when a command buffer's work has completed, on the thread that completes it: ""
+// when all is well, else the message the command buffer fails with (a host-to-device channel
+// reports a failed pop this way). Keyed by the object it checks: one check per object.
+struct CompletionCheck {
+  const void* key;
+  std::function<std::string()> check;
+};
+
 // A list of dispatches recorded once and committed many times (a decode window of W steps
 // encoded once, then replayed). A backend may attach a compiled form on first replay
 // (CUDA: an instantiated graph) in backend_state.
 class Window {
  public:
   Window(std::shared_ptr<Queue> queue, std::vector<Dispatch> dispatches,
-         std::vector<std::shared_ptr<Buffer>> retained)
-      : queue_(std::move(queue)), dispatches_(std::move(dispatches)), retained_(std::move(retained)) {}
+         std::vector<std::shared_ptr<Buffer>> retained, std::vector<CompletionCheck> checks = {})
+      : queue_(std::move(queue)), dispatches_(std::move(dispatches)),
+        retained_(std::move(retained)), checks_(std::move(checks)) {}
   const std::vector<Dispatch>& dispatches() const { return dispatches_; }
+  // Every replay runs the checks of the command buffer the window was made from.
+  const std::vector<CompletionCheck>& completion_checks() const { return checks_; }
   const std::shared_ptr<Queue>& queue() const { return queue_; }
   // Backend-owned; guarded by backend_mutex.
   std::shared_ptr<void> backend_state;
@@ -87,6 +98,7 @@ class Window {
   std::shared_ptr<Queue> queue_;
   std::vector<Dispatch> dispatches_;
   std::vector<std::shared_ptr<Buffer>> retained_;  // buffers live as long as the window
+  std::vector<CompletionCheck> checks_;
 };
 
 enum class CommandBufferStatus { NotCommitted, Committed, Completed, Error };
@@ -104,6 +116,9 @@ class CommandBuffer : public std::enable_shared_from_this<CommandBuffer> {
   void dispatch(KernelId kernel, uint32_t grid,
                 const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers,
                 const std::array<uint32_t, kScalarSlots>& scalars);
+  // Adds a check run when the work has completed (at most one per key; before commit). A
+  // check that returns a message fails the command buffer with it.
+  void add_completion_check(CompletionCheck check);
   // Hands the recorded work to the queue. A second commit throws CommandBufferError.
   void commit();
   // Runs after completion (or failure), on the device's completion thread; if the command
@@ -138,6 +153,7 @@ class CommandBuffer : public std::enable_shared_from_this<CommandBuffer> {
   std::shared_ptr<Window> window_;
   std::vector<Dispatch> dispatches_;
   std::vector<std::shared_ptr<Buffer>> retained_;
+  std::vector<CompletionCheck> checks_;
   std::atomic<CommandBufferStatus> status_{CommandBufferStatus::NotCommitted};
   mutable std::mutex mutex_;
   std::vector<Handler> handlers_;
@@ -189,15 +205,26 @@ class Device : public std::enable_shared_from_this<Device> {
   // it orders nothing, readers re-check the channel itself.
   void note_commit() { last_commit_ns_.store(steady_now_ns(), std::memory_order_relaxed); }
   int64_t last_commit_ns() const { return last_commit_ns_.load(std::memory_order_relaxed); }
+  // Whether a kernel may wait for a value the CPU writes while its command buffer runs
+  // (kernel_waits_on_cpu: h2d_pop_wait). False on Metal, which does not promise that such a
+  // write becomes visible before the command buffer completes (DESIGN.md); encode_rules.cpp
+  // refuses those kernels there. refuse_cpu_waits() makes any device behave so, for good: the
+  // refusal's tests run on Linux.
+  bool kernels_may_wait_on_cpu() const {
+    return backend_allows_cpu_waits() && !cpu_waits_refused_.load(std::memory_order_relaxed);
+  }
+  void refuse_cpu_waits() { cpu_waits_refused_.store(true, std::memory_order_relaxed); }
 
  protected:
   virtual void shutdown() = 0;
+  virtual bool backend_allows_cpu_waits() const { return true; }
 
  private:
   std::atomic<bool> closed_{false};
   std::atomic<bool> faulted_{false};
   std::atomic<uint32_t> slot_protocol_{1};  // see slot_protocol()
   std::atomic<int64_t> last_commit_ns_{0};
+  std::atomic<bool> cpu_waits_refused_{false};
   mutable std::mutex fault_mutex_;
   std::string fault_;
 };

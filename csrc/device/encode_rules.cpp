@@ -5,8 +5,20 @@
 
 namespace fc {
 
-void check_encodable(KernelId kernel,
+std::string cpu_wait_refusal(KernelId kernel, const std::string& backend, bool waits_allowed) {
+  if (waits_allowed || !kernel_waits_on_cpu(kernel)) return "";
+  return "cannot encode '" + std::string(kernel_name(kernel)) + "' on the " + backend +
+         " device: it waits for a value the CPU writes while the command buffer runs, and this "
+         "backend does not promise that such a write becomes visible before the command buffer "
+         "completes (a GPU spinning on it can hang; on Metal it has wedged GPUs). Poll with "
+         "h2d_try_pop instead, which never waits (docs/protocol.md, host-to-device channels)";
+}
+
+void check_encodable(const Device& device, KernelId kernel,
                      const std::array<std::shared_ptr<Buffer>, kBufferSlots>& buffers) {
+  const std::string refusal =
+      cpu_wait_refusal(kernel, device.backend(), device.kernels_may_wait_on_cpu());
+  if (!refusal.empty()) throw CommandBufferError(refusal);
   const KernelSignature& sig = kernel_signature(kernel);
   for (int i = 0; i < sig.count; ++i) {
     const KernelParam& p = sig.params[i];

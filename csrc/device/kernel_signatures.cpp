@@ -9,12 +9,15 @@ namespace {
 
 constexpr ParamKind kind_of_BUF = ParamKind::Buffer;
 constexpr ParamKind kind_of_CHAN = ParamKind::Channel;
+constexpr ParamKind kind_of_H2D = ParamKind::H2DChannel;
 constexpr ParamKind kind_of_SHARED = ParamKind::Shared;
 constexpr ParamKind kind_of_U32 = ParamKind::U32;
 #define FC_PARAM_OPTIONAL_BUF false
 #define FC_PARAM_OPTIONAL_BUF_OPT true
 #define FC_PARAM_OPTIONAL_CHAN false
 #define FC_PARAM_OPTIONAL_CHAN_OPT true
+#define FC_PARAM_OPTIONAL_H2D false
+#define FC_PARAM_OPTIONAL_H2D_OPT true
 #define FC_PARAM_OPTIONAL_SHARED false
 #define FC_PARAM_OPTIONAL_SHARED_OPT true
 #define FC_PARAM_OPTIONAL_U32 false
@@ -35,7 +38,7 @@ constexpr bool valid_signature(const KernelParam (&params)[N]) {
   unsigned buffers = 0, scalars = 0;
   for (size_t i = 1; i < N; ++i) {
     const KernelParam& p = params[i];
-    const int width = p.kind == ParamKind::Channel ? 3 : 1;
+    const int width = p.kind == ParamKind::U32 ? 1 : buffer_slots_of(p.kind);
     const int limit = p.kind == ParamKind::U32 ? kScalarSlots : kBufferSlots;
     if (p.slot < 0 || p.slot + width > limit) return false;
     unsigned& used = p.kind == ParamKind::U32 ? scalars : buffers;
@@ -82,5 +85,16 @@ KernelId kernel_by_name(const char* name) {
 }
 
 const KernelSignature& kernel_signature(KernelId id) { return kSignatures[static_cast<int>(id)]; }
+
+bool kernel_waits_on_cpu(KernelId id) {
+  switch (id) {
+#define FC_WAITING_CASE(kname) case KernelId::kname:
+    FC_KERNELS_WAITING_ON_CPU(FC_WAITING_CASE)
+#undef FC_WAITING_CASE
+    return true;
+    default:
+      return false;
+  }
+}
 
 }  // namespace fc

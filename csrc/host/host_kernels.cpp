@@ -1,6 +1,8 @@
 // The portable kernel bodies (csrc/kernels/*.inc) compiled as C++ for the host backend.
 #include <atomic>
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "channel/layout.hpp"
 #include "common/atomic_word.hpp"

@@ -15,6 +15,10 @@
 //   CHAN / CHAN_OPT  a channel's three buffers (header, data, producer cursor) in slots
 //                    slot .. slot + 2, one named group wherever a kernel takes a channel;
 //                    the body sees them as name_header, name_data, name_cursor
+//   H2D / H2D_OPT    a host-to-device channel's three buffers (header, data, the device's
+//                    cursor) in slots slot .. slot + 2, seen by the body as name_header,
+//                    name_data, name_cursor like a CHAN (h2d_kernels.inc); a kind of its own so
+//                    that only an fc.H2DChannel is accepted and its pops are checked
 //   SHARED / SHARED_OPT  a shared buffer the CPU writes while the kernel runs (a control
 //                    block, fc.ControlBlock): on Metal declared like a channel's header
 //                    (FC_CHANNEL, `volatile coherent(system) device`), elsewhere a plain
@@ -40,9 +44,20 @@
   X(record_push)               \
   X(fill_pattern_u32)          \
   X(denoise_init)              \
-  X(denoise_step)               \
-  X(lm_lanes_admit)             \
+  X(denoise_step)              \
+  X(h2d_init)                  \
+  X(h2d_try_pop)               \
+  X(h2d_pop_wait)              \
+  X(h2d_relay_u32)             \
+  X(lm_lanes_admit)            \
   X(lm_lanes_step)
+
+// Kernels that wait for a value the CPU writes while their command buffer runs. A device that
+// cannot promise such a write becomes visible to a running command buffer (Metal) refuses to
+// encode them (device/encode_rules.cpp); every kernel that calls fc_h2d_pop_wait belongs here.
+#define FC_KERNELS_WAITING_ON_CPU(X) \
+  X(h2d_pop_wait)                    \
+  X(h2d_relay_u32)
 
 // ---- signatures (the meaning of each parameter is documented at the kernel's body) ----------
 #define FC_SIGNATURE_channel_u32_init(P) \
@@ -96,6 +111,18 @@
   P(SHARED, 7, cancel) P(U32, 0, lane_count) P(U32, 1, history_capacity)                  \
   P(U32, 2, stream_capacity) P(U32, 3, parity)
 
+#define FC_SIGNATURE_h2d_init(P) P(H2D, 0, channel) P(U32, 0, capacity) P(U32, 1, record_words)
+#define FC_SIGNATURE_h2d_try_pop(P)                                                          \
+  P(H2D, 0, channel) P(BUF, 3, out) P(BUF, 4, got) P(BUF_OPT, 5, stop_flag)                  \
+  P(U32_OPT, 0, out_offset) P(U32_OPT, 1, predicated) P(U32_OPT, 2, stop_code)
+#define FC_SIGNATURE_h2d_pop_wait(P)                                                         \
+  P(H2D, 0, channel) P(BUF, 3, out) P(BUF, 4, got) P(BUF_OPT, 5, stop_flag)                  \
+  P(U32_OPT, 0, out_offset) P(U32_OPT, 1, predicated) P(U32_OPT, 2, stop_code)               \
+  P(U32, 3, timeout_us)
+#define FC_SIGNATURE_h2d_relay_u32(P)                                                        \
+  P(H2D, 0, source) P(CHAN, 3, sink) P(BUF, 6, taken) P(BUF_OPT, 7, stamps) P(U32, 0, count) \
+  P(U32, 1, timeout_us) P(U32, 2, sink_capacity) P(U32_OPT, 3, stamp)
+
 // The uniform dispatch the backends receive: twelve buffer slots, eight u32 scalars.
 #define FC_KERNEL_BUFFER_SLOTS 12
 #define FC_KERNEL_SCALAR_SLOTS 8
@@ -108,6 +135,8 @@
 #define FC_BASE_BUF_OPT BUF
 #define FC_BASE_CHAN CHAN
 #define FC_BASE_CHAN_OPT CHAN
+#define FC_BASE_H2D H2D
+#define FC_BASE_H2D_OPT H2D
 #define FC_BASE_SHARED SHARED
 #define FC_BASE_SHARED_OPT SHARED
 #define FC_BASE_U32 U32
@@ -119,6 +148,7 @@
 #define FC_BODY_ARG(kind, slot, name) FC_PP_CAT(FC_BODY_ARG_, FC_BASE_##kind)(slot)
 #define FC_BODY_ARG_BUF(i) FC_SLOT_BUFFER(i),
 #define FC_BODY_ARG_CHAN(i) FC_SLOT_BUFFER(i), FC_SLOT_BUFFER(i + 1), FC_SLOT_BUFFER(i + 2),
+#define FC_BODY_ARG_H2D(i) FC_BODY_ARG_CHAN(i)
 #define FC_BODY_ARG_SHARED(i) FC_SLOT_BUFFER(i),
 #define FC_BODY_ARG_U32(i) FC_SLOT_SCALAR(i),
 
@@ -142,11 +172,17 @@ const char* kernel_name(KernelId id);
 KernelId kernel_by_name(const char* name);
 
 // A kernel's parameters at run time (Python's dispatch, the MSL entry-point generator).
-enum class ParamKind { Buffer, Channel, Shared, U32 };
+enum class ParamKind { Buffer, Channel, H2DChannel, Shared, U32 };
+// Buffer slots a parameter of `kind` takes.
+constexpr int buffer_slots_of(ParamKind kind) {
+  return kind == ParamKind::Channel || kind == ParamKind::H2DChannel ? 3
+         : kind == ParamKind::U32                                    ? 0
+                                                                     : 1;
+}
 struct KernelParam {
   const char* name;
   ParamKind kind;
-  int slot;       // first buffer slot (Buffer, Shared; Channel: three slots) or scalar slot (U32)
+  int slot;       // first buffer slot (Buffer, Shared; channels: three slots) or scalar slot (U32)
   bool optional;  // a buffer may be absent, a scalar defaults to 0
 };
 struct KernelSignature {
@@ -155,5 +191,7 @@ struct KernelSignature {
   int count;
 };
 const KernelSignature& kernel_signature(KernelId id);
+// Whether the kernel waits for a value the CPU writes while it runs (FC_KERNELS_WAITING_ON_CPU).
+bool kernel_waits_on_cpu(KernelId id);
 
 }  // namespace fc

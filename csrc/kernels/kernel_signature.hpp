@@ -15,6 +15,7 @@
 // A buffer the CPU writes while the kernel runs (a control block): FC_CHANNEL like a channel's
 // header, so that on Metal its loads go through a coherent(system) pointer.
 #define FC_BODY_PARAM_SHARED(name) [[maybe_unused]] FC_CHANNEL uint* name,
+#define FC_BODY_PARAM_H2D(name) FC_BODY_PARAM_CHAN(name)
 #define FC_BODY_PARAM_U32(name) [[maybe_unused]] uint name,
 
 #define FC_KERNEL_BODY(kname) \

@@ -40,6 +40,32 @@ inline fc_pair fc_load_pair_acquire_sys(const uint* p) {
   return fc::atomic_word::load_pair_acquire(p);
 }
 inline void fc_fence_acquire_sys() { fc::atomic_word::fence_acquire(); }
+// Waiting for a word the CPU writes (h2d_pop_wait): the host can wait. fc_time_ns() is the
+// steady clock the CPU side uses too (so host timestamps need no clock fit); fc_spin_pause(n)
+// is called between tries: a pause instruction, every 64th try a yield (a writer thread sharing
+// the core gets to run), and after 8192 tries (well over a millisecond) a 50 us sleep per try,
+// so a kernel waiting for a slow CPU (a sampler written in Python) does not burn a core.
+#define FC_CAN_WAIT_FOR_CPU 1
+inline fc_pair fc_time_ns() {
+  return static_cast<fc_pair>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count());
+}
+inline void fc_spin_pause(uint tries) {
+  if (tries > 8192u) {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    return;
+  }
+  if ((tries & 63u) == 0u) {
+    std::this_thread::yield();
+    return;
+  }
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
 // True once the host device running this dispatch is being closed: long loops in kernel bodies
 // return early so that Device.close() never waits for a long command buffer (host_device.cpp
 // then fails it). The flag belongs to the device thread that runs the dispatch.

@@ -81,6 +81,10 @@ class MetalDevice final : public Device {
 
  protected:
   void shutdown() override;
+  // A Metal kernel must not wait for a value the CPU writes while its command buffer runs:
+  // Apple does not promise such a write becomes visible before completion (DESIGN.md), so
+  // h2d_pop_wait is refused when encoded (encode_rules.cpp); h2d_try_pop polls.
+  bool backend_allows_cpu_waits() const override { return false; }
 
  private:
   void complete(CommandBuffer& cb, id<MTLCommandBuffer> done);

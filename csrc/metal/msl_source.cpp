@@ -20,20 +20,19 @@ std::string msl_prelude() {
 // preludes).
 std::string msl_layout_constants() {
   std::ostringstream out;
-  out << "// ---- layout: generated from csrc/channel/layout.hpp (FC_CHANNEL_HEADER_WORDS)\n";
+  out << "// ---- layout: generated from csrc/channel/layout.hpp (FC_CHANNEL_HEADER_WORDS), "
+         "control_layout.hpp and h2d_layout.hpp\n";
 #define FC_MSL_LAYOUT_WORD(name, index, writer, meaning) \
   out << "constant uint FC_" #name " = " << static_cast<uint32_t>(index) << "u;  // " meaning "\n";
-  FC_CHANNEL_HEADER_WORDS(FC_MSL_LAYOUT_WORD)
 #define FC_MSL_CONSTANT(name, constant) \
-  out << "constant uint FC_" #name " = " << layout::constant << "u;\n";
+  out << "constant uint FC_" #name " = " << constant << "u;\n";
+  FC_CHANNEL_HEADER_WORDS(FC_MSL_LAYOUT_WORD)
   FC_KERNEL_CONSTANTS(FC_MSL_CONSTANT)
-#undef FC_MSL_CONSTANT
-  out << "// control block words: generated from csrc/channel/control_layout.hpp\n";
   FC_CONTROL_WORDS(FC_MSL_LAYOUT_WORD)
-#define FC_MSL_CONTROL_CONSTANT(name, constant) \
-  out << "constant uint FC_" #name " = " << control::constant << "u;\n";
-  FC_CONTROL_CONSTANTS(FC_MSL_CONTROL_CONSTANT)
-#undef FC_MSL_CONTROL_CONSTANT
+  FC_CONTROL_CONSTANTS(FC_MSL_CONSTANT)
+  FC_H2D_HEADER_WORDS(FC_MSL_LAYOUT_WORD)
+  FC_H2D_CONSTANTS(FC_MSL_CONSTANT)
+#undef FC_MSL_CONSTANT
 #undef FC_MSL_LAYOUT_WORD
   return out.str();
 }
@@ -54,7 +53,7 @@ template <class Emit>
 void for_each_buffer(const KernelParam& p, Emit&& emit) {
   if (p.kind == ParamKind::Buffer) emit(std::string(p.name), p.slot, kPlainBuffer);
   if (p.kind == ParamKind::Shared) emit(std::string(p.name), p.slot, kChannelBuffer);
-  if (p.kind == ParamKind::Channel) {
+  if (p.kind == ParamKind::Channel || p.kind == ParamKind::H2DChannel) {
     emit(std::string(p.name) + "_header", p.slot, kChannelBuffer);
     emit(std::string(p.name) + "_data", p.slot + 1, kChannelBuffer);
     emit(std::string(p.name) + "_cursor", p.slot + 2, kPlainBuffer);

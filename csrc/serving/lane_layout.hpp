@@ -78,7 +78,7 @@
   E(X, BATCH_DONE_SHIFT, kBatchDoneShift, 16)
 
 // The table as FC_KERNEL_CONSTANTS entries, X(kernel name, constant) (channel/layout.hpp).
-#define FC_LANE_AS_KERNEL_CONSTANT(X, name, constant, value) X(name, constant)
+#define FC_LANE_AS_KERNEL_CONSTANT(X, name, constant, value) X(name, layout::constant)
 #define FC_LANE_KERNEL_CONSTANTS(X) FC_LANE_TABLE(FC_LANE_AS_KERNEL_CONSTANT, X)
 
 namespace fc::layout {

@@ -39,6 +39,7 @@ from ._core import (
     Queue,
     Window,
     control_layout,
+    h2d_layout,
     header_layout,
     kernel_names,
     kernel_signature,
@@ -49,6 +50,7 @@ from .torch_interop import stream_write
 from .driver import DriveResult, launch_and_drain
 from ._poll import Poll, PollState
 from .byte_channel import ByteChannel, ByteReader
+from .h2d_channel import H2DChannel, H2DWriter
 
 
 __version__ = "0.1.0"
@@ -74,6 +76,8 @@ __all__ = [
     "DeviceClosedError",
     "DeviceError",
     "FoundryChannelsError",
+    "H2DChannel",
+    "H2DWriter",
     "Poll",
     "PollState",
     "Queue",
@@ -81,6 +85,7 @@ __all__ = [
     "available_backends",
     "backend_status",
     "control_layout",
+    "h2d_layout",
     "header_layout",
     "kernel_names",
     "kernel_signature",

@@ -36,16 +36,19 @@ DTYPES = {
 }
 
 
-def _shape(shape) -> tuple[int, ...]:
+def record_shape(shape, where: str = "Channel", allow_scalar: bool = False) -> tuple[int, ...]:
+    """A record's shape as a tuple of ints >= 1 (an int is a 1-D shape; () a scalar record
+    where `allow_scalar`); TypeError / ValueError naming `where` otherwise."""
     if isinstance(shape, int):
         shape = (shape,)
     try:
         dims = tuple(shape)
     except TypeError:
-        raise TypeError(f"Channel(shape) must be a tuple of ints, got {shape!r}") from None
-    if not dims or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1
-                       for d in dims):
-        raise ValueError(f"Channel(shape) must be a non-empty tuple of ints >= 1, got {shape!r}")
+        raise TypeError(f"{where}(shape) must be a tuple of ints, got {shape!r}") from None
+    if (not dims and not allow_scalar) or any(
+            isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in dims):
+        raise ValueError(f"{where}(shape) must be a {'' if allow_scalar else 'non-empty '}tuple "
+                         f"of ints >= 1, got {shape!r}")
     return tuple(int(d) for d in dims)
 
 
@@ -60,7 +63,7 @@ class Channel:
             raise ValueError(f"Channel(dtype): expected one of {', '.join(DTYPES)}, got {dtype!r}")
         self.dtype = dtype
         self.numpy_dtype = DTYPES[dtype]
-        self.shape = _shape(shape)
+        self.shape = record_shape(shape)
         record_bytes = int(np.prod(self.shape)) * self.numpy_dtype.itemsize
         if record_bytes % 4:
             raise ValueError(f"Channel: a record of {self.shape} {dtype} is {record_bytes} bytes; "
