@@ -118,6 +118,9 @@ def test_layout_constants_equal_header_layout():
     assert constants["CONTROL_NO_LIMIT"] == fc.CONTROL_NO_LIMIT
     assert (constants["STOP_CANCELLED"], constants["STOP_REQUESTED"]) == (
         StopFlag.CANCELLED, StopFlag.STOP_REQUESTED)
+    lanes = _core.lane_layout()  # the serving engine's lanes (csrc/serving/lane_layout.hpp)
+    for name, value in lanes.items():
+        assert constants.get(name) == value, f"FC_{name}: MSL {constants.get(name)}, C++ {value}"
     h2d = _core.h2d_layout()
     for name, entry in h2d.items():
         assert constants.get(name) == entry["word"], f"FC_{name}: MSL {constants.get(name)}"
@@ -125,7 +128,7 @@ def test_layout_constants_equal_header_layout():
     h2d_constants = {name for name in constants if name.startswith("H2D_")} - set(h2d)
     assert {"H2D_FLAG_CLOSED", "H2D_ERROR_TIMEOUT", "H2D_POP_GOT", "H2D_CURSOR_MAGIC"} <= \
         h2d_constants
-    assert set(constants) == set(table) | set(control) | set(h2d) | h2d_constants | {
+    assert set(constants) == set(table) | set(control) | set(h2d) | h2d_constants | set(lanes) | {
         "MAGIC_VALUE", "FLAG_CLOSED", "FLAG_SLOT_PROTOCOL2", "CURSOR_PROTOCOL",
         "CURSOR_RECORD_DONE", "CONTROL_NO_LIMIT", "STOP_CANCELLED", "STOP_REQUESTED"}
 

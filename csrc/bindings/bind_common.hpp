@@ -24,6 +24,7 @@ namespace fc::bind {
 void bind_device(py::module_& m);
 void bind_channel(py::module_& m);
 void bind_record(py::module_& m);         // csrc/bindings/bind_record.cpp: record channels
+void bind_serving(py::module_& m);        // csrc/bindings/bind_serving.cpp: the serving engine
 void bind_control(py::module_& m);        // csrc/bindings/bind_control.cpp: control blocks
 void bind_h2d(py::module_& m);            // csrc/bindings/bind_h2d.cpp: host-to-device channels
 void bind_benchmarks(py::module_& m);    // benchmarks/native/ (FC_BUILD_BENCHMARKS=ON only)

@@ -70,6 +70,7 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_device(m);
   bind::bind_channel(m);
   bind::bind_record(m);
+  bind::bind_serving(m);
   bind::bind_control(m);
   bind::bind_h2d(m);
 #ifdef FC_WITH_BENCHMARKS

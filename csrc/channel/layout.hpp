@@ -41,6 +41,7 @@
 // generator that includes this header gets them all.
 #include "channel/control_layout.hpp"
 #include "channel/h2d_layout.hpp"
+#include "serving/lane_layout.hpp"  // the batched decode's lanes: their constants join FC_KERNEL_CONSTANTS
 
 //      name          word  who writes it   meaning
 #define FC_CHANNEL_HEADER_WORDS(X)                                                              \
@@ -109,4 +110,5 @@ constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0
   X(FLAG_CLOSED, layout::kFlagClosed)                    \
   X(FLAG_SLOT_PROTOCOL2, layout::kFlagSlotProtocol2)     \
   X(CURSOR_PROTOCOL, layout::kCursorProtocol)            \
-  X(CURSOR_RECORD_DONE, layout::kCursorRecordDone)
+  X(CURSOR_RECORD_DONE, layout::kCursorRecordDone)       \
+  FC_LANE_KERNEL_CONSTANTS(X)

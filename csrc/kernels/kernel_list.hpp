@@ -50,7 +50,9 @@
   X(h2d_init)                  \
   X(h2d_try_pop)               \
   X(h2d_pop_wait)              \
-  X(h2d_relay_u32)
+  X(h2d_relay_u32)             \
+  X(lm_lanes_admit)            \
+  X(lm_lanes_step)
 
 // Kernels that wait for a value the CPU writes while their command buffer runs. A device that
 // cannot promise such a write becomes visible to a running command buffer (Metal) refuses to
@@ -107,6 +109,13 @@
   P(BUF, 0, image) P(CHAN_OPT, 1, preview) P(U32, 0, seed) P(U32, 1, step) P(U32, 2, steps)   \
   P(U32, 3, width) P(U32, 4, words) P(U32_OPT, 5, capacity) P(U32_OPT, 6, stride)            \
   P(U32, 7, threads)
+#define FC_SIGNATURE_lm_lanes_admit(P)                                       \
+  P(BUF, 0, lanes) P(BUF, 1, history) P(BUF, 2, staging) P(U32, 0, lane)    \
+  P(U32, 1, history_capacity) P(U32, 2, threads)
+#define FC_SIGNATURE_lm_lanes_step(P)                                                      \
+  P(BUF, 0, model) P(BUF, 1, lanes) P(BUF, 2, history) P(BUF, 3, batch) P(CHAN, 4, stream) \
+  P(SHARED, 7, cancel) P(U32, 0, lane_count) P(U32, 1, history_capacity)                  \
+  P(U32, 2, stream_capacity) P(U32, 3, parity)
 
 #define FC_SIGNATURE_spin_ns(P) P(U32, 0, ns)
 #define FC_SIGNATURE_h2d_init(P) P(H2D, 0, channel) P(U32, 0, capacity) P(U32, 1, record_words)

@@ -30,6 +30,10 @@ class StreamingDetokenizer:
     def feed(self, tokens: Iterable[int]) -> str:
         return self._decoder.decode(bytes(_checked_bytes(tokens)))
 
+    def feed_bytes(self, data: bytes) -> str:
+        """As feed(), for tokens that are bytes already (no check per token)."""
+        return self._decoder.decode(data)
+
     def finish(self) -> str:
         return self._decoder.decode(b"", final=True)
 
