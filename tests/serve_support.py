@@ -90,3 +90,27 @@ def wait_until(condition, timeout: float = 30.0, what: str = "condition") -> Non
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
+
+
+# Fixtures the serve tests import (one engine and one server per test module).
+
+@pytest.fixture(scope="module")
+def engine():
+    from fake_engine import FakeEngine
+
+    engine = FakeEngine()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def served(engine):
+    """(httpx client on the server's base URL, the RecordingEngine the server submits to)."""
+    import httpx
+
+    from foundry_channels.serve import create_engine_app
+
+    recorder = RecordingEngine(engine)
+    with running_server(create_engine_app(lambda: recorder, close_engine=False)) as url:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            yield client, recorder

@@ -11,29 +11,12 @@ import pytest
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("sse_starlette")
 
-from serve_support import (RecordingEngine, openai_chunks, run_alone,  # noqa: E402
-                           running_server, wait_until)
+from serve_support import (RecordingEngine, engine, openai_chunks, run_alone,  # noqa: E402,F401
+                           running_server, served, wait_until)
 
 from foundry_channels.serve import create_engine_app  # noqa: E402
 
 PROMPT = "We hold these truths"
-
-
-@pytest.fixture(scope="module")
-def engine():
-    from fake_engine import FakeEngine
-
-    engine = FakeEngine()
-    yield engine
-    engine.close()
-
-
-@pytest.fixture(scope="module")
-def served(engine):
-    recorder = RecordingEngine(engine)
-    with running_server(create_engine_app(lambda: recorder, close_engine=False)) as url:
-        with httpx.Client(base_url=url, timeout=60) as client:
-            yield client, recorder
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, AsyncIterator, Callable, Dict, Mapping
 
-from .sse import event_stream_response, require_starlette
+from .sse import event_stream_response, require_starlette, server_event
 
 GenerateFn = Callable[[Dict[str, Any]], AsyncIterator[Any]]
 
@@ -66,23 +66,21 @@ def generate_endpoint(generate: GenerateFn):
 
 
 async def _events(chunks: AsyncIterator[Any]):
-    from sse_starlette import ServerSentEvent
-
     summary: Dict[str, Any] = {}
     try:
         async for chunk in chunks:
             if isinstance(chunk, dict):
                 summary = chunk
             else:
-                yield ServerSentEvent(data=json.dumps(_text_event(chunk)))
+                yield server_event(json.dumps(_text_event(chunk)))
     except Exception as e:  # the status line is sent already: say so in the stream
-        yield ServerSentEvent(data=json.dumps({"error": f"{type(e).__name__}: {e}"}), event="error")
+        yield server_event(json.dumps({"error": f"{type(e).__name__}: {e}"}), "error")
         return
     finally:
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:  # a disconnect closes this generator: close the source too
             await aclose()
-    yield ServerSentEvent(data=json.dumps(summary), event="done")
+    yield server_event(json.dumps(summary), "done")
 
 
 def _text_event(chunk: Any) -> Dict[str, Any]:

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Callable
 from .openai_chunks import CHAT, TEXT, ResponseShape, TokenLogprobs, usage_of
 from .openai_errors import OpenAIError, engine_refusal
 from .openai_schema import GenerationParams, parse_chat, parse_completion
-from .sse import event_stream_response
+from .sse import event_stream_response, server_event
 
 _COMPACT = (",", ":")
 
@@ -94,9 +94,7 @@ def _logprobs_of(logprobs: TokenLogprobs | None, piece) -> Any:
 
 
 def _event(data: Any):
-    from sse_starlette import ServerSentEvent
-
-    return ServerSentEvent(data=data if isinstance(data, str) else json.dumps(data, separators=_COMPACT))
+    return server_event(data if isinstance(data, str) else json.dumps(data, separators=_COMPACT))
 
 
 async def _chunks(engine_request, shape: ResponseShape, logprobs) -> AsyncIterator[Any]:

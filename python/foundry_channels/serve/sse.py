@@ -34,9 +34,16 @@ def sse_event(data: Any, event: Optional[str] = None) -> bytes:
     return (head + "data: " + json.dumps(data) + "\n\n").encode()
 
 
+def server_event(data: str, event: Optional[str] = None):
+    """One event for event_stream_response (`data`: the text after "data: ")."""
+    from sse_starlette import ServerSentEvent
+
+    return ServerSentEvent(data=data, event=event, sep=SEPARATOR)
+
+
 def event_stream_response(events: AsyncIterator[Any],
                           on_disconnect: Optional[Callable[[], None]] = None):
-    """An EventSourceResponse streaming `events` (sse-starlette ServerSentEvent objects);
+    """An EventSourceResponse streaming `events` (server_event's);
     `on_disconnect()` runs when the client closes the connection before the stream ended."""
     from sse_starlette import EventSourceResponse
 

@@ -1,7 +1,8 @@
 // Streams GET /generate into the page with EventSource and keeps a status line: tokens so
 // far, first-token time (from pressing Generate to the first text, as the user sees it) and
 // tokens/s (tokens over the time since pressing Generate). The status element also carries
-// the figures as data attributes, which the browser test reads.
+// the figures (and the number of text events received) as data attributes, which the browser
+// test reads.
 "use strict";
 
 const form = document.getElementById("form");
@@ -61,8 +62,9 @@ form.addEventListener("submit", (event) => {
   });
   if (form.stop.value !== "") params.append("stop", form.stop.value);
   const url = `generate?${params}`;
-  const run = { started: performance.now(), firstAt: null, tokens: 0, received: false };
-  setStatus("waiting", "waiting for the first token…", { tokens: 0, firstTokenMs: "", tokensPerS: "" });
+  const run = { started: performance.now(), firstAt: null, tokens: 0, events: 0, received: false };
+  setStatus("waiting", "waiting for the first token…",
+            { tokens: 0, events: 0, firstTokenMs: "", tokensPerS: "", finishReason: "" });
   generateButton.disabled = true;
   cancelButton.disabled = false;
   const stream = new EventSource(url);
@@ -74,9 +76,10 @@ form.addEventListener("submit", (event) => {
     if (run.firstAt === null && data.text !== "") run.firstAt = now;
     run.received = true;
     run.tokens += data.tokens ?? 0;
+    run.events += 1;
     output.append(data.text);
     const line = describe(run, now);
-    setStatus("streaming", line.text, line.figures);
+    setStatus("streaming", line.text, { ...line.figures, events: run.events });
   };
   stream.addEventListener("done", (message) => {
     const summary = JSON.parse(message.data);
