@@ -5,6 +5,7 @@
 #include "channel/reader.hpp"
 #include "channel/record_reader.hpp"
 #include "channel/wait_strategy.hpp"
+#include "serving/request_stream.hpp"
 
 namespace fc::bind {
 namespace {
@@ -122,15 +123,19 @@ class AsyncWaker {
     for (auto& item : futures_) Poller::instance().disarm(item.first.cast<uint64_t>());
   }
   int fd() const { return target_->fd(); }
-  // `reader`: a ChannelU32Reader or a RecordReader (anything the poller can probe).
+  // `reader`: a ChannelU32Reader, a RecordReader or a serving RequestStream (anything the
+  // poller can probe).
   uint64_t arm(const py::object& reader, const py::object& timeout, py::object future) {
     std::shared_ptr<Pollable> pollable;
     if (py::isinstance<ChannelU32Reader>(reader)) {
       pollable = reader.cast<std::shared_ptr<ChannelU32Reader>>();
     } else if (py::isinstance<RecordReader>(reader)) {
       pollable = reader.cast<std::shared_ptr<RecordReader>>();
+    } else if (py::isinstance<RequestStream>(reader)) {
+      pollable = reader.cast<std::shared_ptr<RequestStream>>();
     } else {
-      throw py::type_error("AsyncWaker.arm: reader must be a ChannelU32Reader or a RecordReader");
+      throw py::type_error("AsyncWaker.arm: reader must be a ChannelU32Reader, a RecordReader "
+                           "or a RequestStream");
     }
     const double t = timeout_seconds(timeout, "next_async");
     const uint64_t id = Poller::instance().arm(std::move(pollable), t, target_);

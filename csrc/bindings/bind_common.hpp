@@ -22,6 +22,7 @@ namespace fc::bind {
 void bind_device(py::module_& m);
 void bind_channel(py::module_& m);
 void bind_record(py::module_& m);         // csrc/bindings/bind_record.cpp: record channels
+void bind_serving(py::module_& m);        // csrc/bindings/bind_serving.cpp: the serving engine
 void bind_benchmarks(py::module_& m);    // benchmarks/native/ (FC_BUILD_BENCHMARKS=ON only)
 void bind_cuda(py::module_& m);          // csrc/bindings/bind_cuda.cpp: torch/DLPack interop
 void bind_metal_source(py::module_& m);  // csrc/bindings/bind_msl_source.cpp: assembled MSL

@@ -80,6 +80,7 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_device(m);
   bind::bind_channel(m);
   bind::bind_record(m);
+  bind::bind_serving(m);
 #ifdef FC_WITH_BENCHMARKS
   bind::bind_benchmarks(m);  // the C++ benchmark instruments, not in a default build
 #endif

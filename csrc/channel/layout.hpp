@@ -37,6 +37,8 @@
 
 #include <cstdint>
 
+#include "serving/lane_layout.hpp"  // the batched decode's lanes: their constants join the list below
+
 //      name          word  who writes it   meaning
 #define FC_CHANNEL_HEADER_WORDS(X)                                                              \
   X(WRITE_IDX,     0, "producer", "monotonic count of items published (release store)")       \
@@ -103,4 +105,5 @@ constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0
   X(FLAG_CLOSED, kFlagClosed)                    \
   X(FLAG_SLOT_PROTOCOL2, kFlagSlotProtocol2)     \
   X(CURSOR_PROTOCOL, kCursorProtocol)            \
-  X(CURSOR_RECORD_DONE, kCursorRecordDone)
+  X(CURSOR_RECORD_DONE, kCursorRecordDone)      \
+  FC_LANE_KERNEL_CONSTANTS(X)

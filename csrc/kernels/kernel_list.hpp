@@ -36,7 +36,10 @@
   X(record_push)               \
   X(fill_pattern_u32)          \
   X(denoise_init)              \
-  X(denoise_step)
+  X(denoise_step)               \
+  X(lm_lanes_admit)             \
+  X(lm_lanes_cancel)            \
+  X(lm_lanes_step)
 
 // ---- signatures (the meaning of each parameter is documented at the kernel's body) ----------
 #define FC_SIGNATURE_channel_u32_init(P) \
@@ -82,6 +85,14 @@
   P(BUF, 0, image) P(CHAN_OPT, 1, preview) P(U32, 0, seed) P(U32, 1, step) P(U32, 2, steps)   \
   P(U32, 3, width) P(U32, 4, words) P(U32_OPT, 5, capacity) P(U32_OPT, 6, stride)            \
   P(U32, 7, threads)
+#define FC_SIGNATURE_lm_lanes_admit(P)                                       \
+  P(BUF, 0, lanes) P(BUF, 1, history) P(BUF, 2, staging) P(U32, 0, lane)    \
+  P(U32, 1, history_capacity) P(U32, 2, threads)
+#define FC_SIGNATURE_lm_lanes_cancel(P) P(BUF, 0, lanes) P(U32, 0, lane) P(U32, 1, generation)
+#define FC_SIGNATURE_lm_lanes_step(P)                                                        \
+  P(BUF, 0, model) P(BUF, 1, lanes) P(BUF, 2, history) P(BUF, 3, batch) P(CHAN, 4, stream)   \
+  P(U32, 0, lane_count) P(U32, 1, history_capacity) P(U32, 2, stream_capacity)              \
+  P(U32, 3, parity)
 
 // The uniform dispatch the backends receive: eight buffer slots, eight u32 scalars.
 #define FC_KERNEL_BUFFER_SLOTS 8

@@ -74,13 +74,8 @@ async def next_async(reader, timeout: Optional[float] = None, pollable=None):
     deadline = None if timeout is None else loop.time() + timeout
     while True:
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
-        future = loop.create_future()
-        wait_id = waker.arm(reader if pollable is None else pollable, remaining, future)
-        try:
-            outcome = await future
-        finally:
-            if not future.done() or future.cancelled():
-                waker.disarm(wait_id)  # cancelled: the poller forgets the reader first
+        outcome = await _armed_wait(waker, reader if pollable is None else pollable, remaining,
+                                    loop)
         if outcome == "timeout":
             raise _timeout_error(reader, timeout)
         state, value = reader.poll_next()
@@ -90,9 +85,40 @@ async def next_async(reader, timeout: Optional[float] = None, pollable=None):
             raise StopAsyncIteration
 
 
+async def _armed_wait(waker, pollable, timeout, loop) -> str:
+    """One wait of the poller thread for `pollable`: 'ready', 'closed' or 'timeout'."""
+    future = loop.create_future()
+    wait_id = waker.arm(pollable, timeout, future)
+    try:
+        return await future
+    finally:
+        if not future.done() or future.cancelled():
+            waker.disarm(wait_id)  # cancelled: the poller forgets the reader first
+
+
+async def wait_ready(pollable, is_ready, timeout: Optional[float] = None) -> bool:
+    """Awaits `pollable` (anything the poller probes: a serving RequestStream) until
+    `is_ready()` (False after `timeout` seconds). With the poller thread where the loop can
+    watch its fd, else by polling with a back-off."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    waker = _waker(loop)
+    turn = 0
+    while not is_ready():
+        remaining = None if deadline is None else deadline - loop.time()
+        if remaining is not None and remaining <= 0:
+            return False
+        if waker is not _NO_FD_WATCH:
+            await _armed_wait(waker, pollable, remaining, loop)
+        else:
+            await _polling_pause(turn)
+            turn += 1
+    return True
+
+
 async def _next_by_polling(reader, timeout, loop) -> int:
     deadline = None if timeout is None else loop.time() + timeout
-    turns, sleep = 0, _MIN_SLEEP
+    turn = 0
     while True:
         state, value = reader.poll_next()
         if state is PollState.READY:
@@ -101,9 +127,14 @@ async def _next_by_polling(reader, timeout, loop) -> int:
             raise StopAsyncIteration
         if deadline is not None and loop.time() >= deadline:
             raise _timeout_error(reader, timeout)
-        if turns < _FAST_TURNS:
-            turns += 1
-            await asyncio.sleep(0)
-        else:
-            await asyncio.sleep(sleep)
-            sleep = min(sleep * 2, _MAX_SLEEP)
+        await _polling_pause(turn)
+        turn += 1
+
+
+async def _polling_pause(turn: int) -> None:
+    """The fallback's pause before check number `turn` + 1: a few loop turns, then sleeps
+    doubling from _MIN_SLEEP to _MAX_SLEEP."""
+    if turn < _FAST_TURNS:
+        await asyncio.sleep(0)
+    else:
+        await asyncio.sleep(min(_MIN_SLEEP * 2 ** min(turn - _FAST_TURNS, 16), _MAX_SLEEP))

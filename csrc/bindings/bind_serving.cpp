@@ -1,0 +1,172 @@
+// The serving engine's core (python/foundry_channels/serving wraps it): _EngineCore and
+// RequestStream.
+#include "bindings/bind_common.hpp"
+#include "serving/engine.hpp"
+#include "serving/lane_layout.hpp"
+
+namespace fc::bind {
+namespace {
+
+std::vector<uint32_t> u32_vector(const py::handle& values, const char* what) {
+  auto arr = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(values);
+  if (!arr || arr.ndim() != 1) {
+    throw py::type_error(std::string(what) + ": a sequence of token ids is needed");
+  }
+  std::vector<uint32_t> out(static_cast<size_t>(arr.shape(0)));
+  const int64_t* data = arr.data();
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (data[i] < 0 || data[i] > 0xffffffffLL) {
+      throw py::value_error(std::string(what) + ": token " + std::to_string(data[i]) +
+                            " at position " + std::to_string(i) + " is not a u32 token id");
+    }
+    out[i] = static_cast<uint32_t>(data[i]);
+  }
+  return out;
+}
+
+py::object seconds_between(int64_t from_ns, int64_t to_ns) {
+  if (to_ns == 0) return py::none();
+  return py::float_(static_cast<double>(to_ns - from_ns) * 1e-9);
+}
+
+py::dict lane_layout() {
+  py::dict d;
+#define FC_LANE_ENTRY(name, constant) d[#name] = layout::constant;
+  FC_LANE_KERNEL_CONSTANTS(FC_LANE_ENTRY)
+#undef FC_LANE_ENTRY
+  d["MAX_LANES"] = layout::kMaxLanes;
+  d["MAX_TOKEN_ID"] = layout::kMaxTokenId;
+  d["MAX_ITEMS_PER_LANE_STEP"] = layout::kMaxItemsPerLaneStep;
+  return d;
+}
+
+}  // namespace
+
+void bind_serving(py::module_& m) {
+  py::register_exception<EngineBusyError>(m, "EngineBusyError",
+                                          m.attr("FoundryChannelsError"));
+  m.def("lane_layout", &lane_layout,
+        "The batched decode's lane and item constants (csrc/serving/lane_layout.hpp).");
+
+  py::class_<RequestStream, std::shared_ptr<RequestStream>>(
+      m, "RequestStream",
+      "One request's tokens from the serving engine's demultiplexer (C++). Internal: "
+      "foundry_channels.serving.Request wraps it.")
+      .def_property_readonly("id", &RequestStream::id)
+      .def_property_readonly("max_tokens", &RequestStream::max_tokens)
+      .def_property_readonly("logprobs", &RequestStream::logprobs)
+      .def_property_readonly("published", &RequestStream::published)
+      .def_property_readonly("unread", &RequestStream::unread)
+      .def_property_readonly("exhausted", &RequestStream::exhausted)
+      .def_property_readonly("overflow", &RequestStream::overflow)
+      .def_property_readonly(
+          "finish_reason",
+          [](const RequestStream& s) -> py::object {
+            const FinishReason r = s.finish_reason();
+            if (r == FinishReason::None) return py::none();
+            return py::str(finish_reason_name(r));
+          })
+      .def_property_readonly("stop_index", &RequestStream::stop_index)
+      .def_property_readonly("error_message", &RequestStream::error_message)
+      .def_property_readonly("first_token_s",
+                             [](const RequestStream& s) {
+                               return seconds_between(s.submitted_ns(), s.first_token_ns());
+                             })
+      .def(
+          "take",
+          [](RequestStream& s, size_t max) -> py::tuple {
+            const size_t n = std::min(max, s.unread());
+            py::array_t<uint32_t> tokens(static_cast<py::ssize_t>(n));
+            py::object logprobs = py::none();
+            float* lp = nullptr;
+            if (s.logprobs()) {
+              py::array_t<float> values(static_cast<py::ssize_t>(n));
+              lp = values.mutable_data();
+              logprobs = values;
+            }
+            const size_t got = s.take(tokens.mutable_data(), lp, n);  // got == n: one consumer
+            return py::make_tuple(tokens, logprobs, got);
+          },
+          py::arg("max") = size_t{1} << 30,
+          "(tokens u32 array, log-probabilities f32 array or None, count): the unread tokens, "
+          "at most `max`. Never blocks.")
+      .def(
+          "wait",
+          [](RequestStream& s, const py::object& timeout) {
+            const double t = timeout_seconds(timeout, "wait");
+            auto check = python_interrupt_check();
+            WaitResult res;
+            {
+              ReleaseGil nogil;
+              res = s.wait(t, check);
+            }
+            return res == WaitResult::Ready    ? "ready"
+                   : res == WaitResult::Closed ? "closed"
+                                               : "timeout";
+          },
+          py::arg("timeout") = py::none(),
+          "Blocks (GIL released) until a token is unread ('ready'), the stream ended and every "
+          "token was taken ('closed') or the timeout passed ('timeout').");
+
+  py::class_<ServingEngine, std::shared_ptr<ServingEngine>>(
+      m, "_EngineCore",
+      "The serving engine's device side: one model, one batched decode loop (driver thread). "
+      "Internal: foundry_channels.serving.Engine wraps it.")
+      .def(py::init([](std::shared_ptr<Device> device, const py::handle& model, uint32_t lanes,
+                       uint32_t window, uint32_t history_capacity, uint32_t eos,
+                       uint32_t max_queued) {
+             EngineConfig c;
+             c.lanes = lanes;
+             c.window = window;
+             c.history_capacity = history_capacity;
+             c.eos = eos;
+             c.max_queued = max_queued;
+             auto words = u32_vector(model, "model");
+             ReleaseGil nogil;  // the model upload waits for the device
+             return std::make_shared<ServingEngine>(std::move(device), c, words);
+           }),
+           py::arg("device"), py::arg("model"), py::arg("lanes"), py::arg("window"),
+           py::arg("history_capacity"), py::arg("eos"), py::arg("max_queued"))
+      .def(
+          "submit",
+          [](ServingEngine& e, const py::handle& prompt, uint32_t max_tokens, uint32_t seed,
+             bool logprobs, const py::list& stop_sequences) {
+            SubmitRequest r;
+            r.prompt = u32_vector(prompt, "prompt");
+            r.max_tokens = max_tokens;
+            r.seed = seed;
+            r.logprobs = logprobs;
+            for (const auto& s : stop_sequences) r.stop_sequences.push_back(u32_vector(s, "stop"));
+            return e.submit(std::move(r));
+          },
+          py::arg("prompt"), py::arg("max_tokens"), py::arg("seed"), py::arg("logprobs"),
+          py::arg("stop_sequences"))
+      .def("cancel", &ServingEngine::cancel, py::arg("stream"))
+      .def(
+          "close",
+          [](ServingEngine& e) {
+            ReleaseGil nogil;
+            e.close();
+          })
+      .def_property_readonly("closed", &ServingEngine::closed)
+      .def_property_readonly("channel_capacity", &ServingEngine::channel_capacity)
+      .def_property_readonly("lanes", [](const ServingEngine& e) { return e.config().lanes; })
+      .def_property_readonly("window", [](const ServingEngine& e) { return e.config().window; })
+      .def_property_readonly("history_capacity",
+                             [](const ServingEngine& e) { return e.config().history_capacity; })
+      .def("stats", [](const ServingEngine& e) {
+        const auto s = e.stats();
+        py::dict d;
+        d["submitted"] = s.submitted;
+        d["completed"] = s.completed;
+        d["windows"] = s.windows;
+        d["admits"] = s.admits;
+        d["items"] = s.items;
+        d["batches"] = s.batches;
+        d["active_lanes"] = s.active_lanes;
+        d["queued"] = s.queued;
+        return d;
+      });
+}
+
+}  // namespace fc::bind

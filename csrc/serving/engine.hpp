@@ -1,0 +1,153 @@
+// ServingEngine: one device, one uploaded model, one decode loop for every request.
+//
+// Requests are lanes of a batched decode (csrc/kernels/lm_lanes_kernels.inc): a driver thread
+// commits windows of `window` steps of lm_lanes_step (recorded once, replayed: on CUDA one graph
+// launch each), keeping two in flight so the device never waits for the CPU. New requests join
+// at window boundaries (lm_lanes_admit, committed between windows), finished or cancelled ones
+// leave there. Every step pushes the lanes' tokens, lane-tagged, into one u32 channel; the driver
+// drains it as the device runs and demultiplexes the items into per-request RequestStreams,
+// publishing each stream once per drained batch and notifying the process WakeSignal once (the
+// poller thread serves every awaited stream). No per-token Python work, no per-request device,
+// model upload or thread.
+//
+// Lossless by construction: a window is committed only once every item of the windows that
+// completed before it was drained, and the channel holds the items of two windows (each lane
+// pushes at most kMaxItemsPerLaneStep items a step), so nothing is ever overwritten.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "channel/channel.hpp"
+#include "device/device.hpp"
+#include "serving/request_stream.hpp"
+
+namespace fc {
+
+struct EngineConfig {
+  uint32_t lanes = 64;               // requests decoded at once (1..layout::kMaxLanes)
+  uint32_t window = 8;               // steps per committed window (even, 2..4096)
+  uint32_t history_capacity = 4096;  // tokens of prompt + completion a lane holds
+  uint32_t eos = 0;                  // the model's end-of-text token
+  uint32_t max_queued = 4096;        // submitted requests waiting for a lane
+};
+
+struct SubmitRequest {
+  std::vector<uint32_t> prompt;
+  uint32_t max_tokens = 0;
+  uint32_t seed = 0;
+  bool logprobs = false;
+  std::vector<std::vector<uint32_t>> stop_sequences;  // device-matched token sequences
+};
+
+class EngineBusyError : public Error {
+ public:
+  using Error::Error;
+};
+
+class ServingEngine {
+ public:
+  // Uploads the model (`model_words`, lm_kernels.inc's table) and starts the driver thread.
+  // Throws std::invalid_argument for a bad configuration.
+  ServingEngine(std::shared_ptr<Device> device, const EngineConfig& config,
+                const std::vector<uint32_t>& model_words);
+  ~ServingEngine();
+  ServingEngine(const ServingEngine&) = delete;
+  ServingEngine& operator=(const ServingEngine&) = delete;
+
+  // Thread-safe. std::invalid_argument names a bad field; EngineBusyError when max_queued
+  // requests already wait; DeviceClosedError once closed (or the device failed).
+  std::shared_ptr<RequestStream> submit(SubmitRequest request);
+  // Thread-safe, idempotent: the stream ends as Cancelled at once, the lane stops on the device
+  // at the next window boundary and is then free for another request.
+  void cancel(RequestStream& stream);
+  // Ends every request still running or queued (Cancelled), waits for the windows in flight and
+  // joins the driver. Idempotent; the device stays open (its owner closes it).
+  void close();
+  bool closed() const { return closing_.load(std::memory_order_acquire); }
+
+  const EngineConfig& config() const { return config_; }
+  const std::shared_ptr<Device>& device() const { return device_; }
+  uint32_t channel_capacity() const { return channel_->capacity(); }
+
+  struct Stats {
+    uint64_t submitted = 0, completed = 0, windows = 0, admits = 0, items = 0, batches = 0;
+    uint32_t active_lanes = 0, queued = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Lane {
+    std::shared_ptr<RequestStream> stream;  // null when free
+    bool touched = false;                   // published at the end of the current batch
+  };
+  struct Pending {
+    std::shared_ptr<RequestStream> stream;
+    SubmitRequest request;
+    uint32_t generation;
+  };
+  struct LaneCancel {
+    uint32_t lane, generation;
+  };
+
+  void upload(const std::vector<uint32_t>& model_words);
+  void run();
+  void run_loop();
+  // Moves queued requests onto free lanes and encodes their admits (and queued lane cancels)
+  // into one command buffer; commits it when it has any.
+  void admit();
+  void write_staging(uint32_t lane, const Pending& p);
+  // Drains the lane channel once and demultiplexes; returns the items read.
+  size_t drain();
+  void demux(const uint32_t* items, size_t n);
+  void end_lane(uint32_t lane, uint32_t reason);
+  void fail_all(FinishReason reason, const std::string& message);
+
+  std::shared_ptr<Device> device_;
+  EngineConfig config_;
+  std::shared_ptr<Queue> queue_;
+  std::shared_ptr<Buffer> model_, lanes_buf_, history_, staging_, batch_;
+  std::shared_ptr<ChannelU32> channel_;
+  std::shared_ptr<ChannelU32Reader> reader_;
+  std::shared_ptr<Window> window_;
+
+  // driver-thread state
+  std::vector<Lane> lanes_;
+  std::vector<uint32_t> free_lanes_;
+  std::vector<uint32_t> lane_generation_;
+  std::vector<uint32_t> items_;
+  std::vector<uint32_t> touched_;
+  uint32_t active_lanes_ = 0;
+  int pending_words_ = 0;  // raw words still to come for `pending_lane_` (a probability pair)
+  uint32_t pending_lane_ = 0;
+  uint32_t pending_token_ = 0;
+  uint32_t pending_count_ = 0;
+  std::deque<std::shared_ptr<CommandBuffer>> in_flight_;
+
+  // shared with submitters (mutex_)
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_requests_;
+  std::vector<LaneCancel> lane_cancels_;
+  std::vector<LaneCancel> lane_cancels_taken_;
+  std::vector<Pending> admitting_;
+  bool stopping_ = false;
+  std::string failure_;
+  uint32_t next_generation_ = 1;
+  uint64_t next_id_ = 1;
+
+  std::atomic<bool> closing_{false};
+  std::atomic<uint64_t> submitted_{0}, completed_{0}, windows_{0}, admits_{0}, items_read_{0},
+      batches_{0};
+  std::atomic<uint32_t> active_stat_{0}, queued_stat_{0};
+  std::thread driver_;
+};
+
+}  // namespace fc

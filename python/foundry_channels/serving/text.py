@@ -1,0 +1,116 @@
+"""A request's text layer: tokens in, text pieces out, with OpenAI's stop-string semantics.
+
+Works on bytes (each token stands for fixed bytes, vocabulary.py), in this order:
+  1. stop strings: the bytes after the first occurrence of a stop string are never released,
+     nor is the stop string itself; bytes that could still become a stop string (a suffix of
+     what arrived that is a prefix of one) are held back only until they can't;
+  2. UTF-8: released bytes are decoded incrementally, so a piece never ends inside a code point
+     (invalid bytes become U+FFFD);
+  3. tokens: a token is released with the piece that releases its last byte (a token whose
+     bytes reach into a stop string is never released).
+The device matches stop strings too, as token sequences, so a lane stops at once; this layer is
+the authority for the text (it also finds a stop string spelt with other tokens)."""
+
+from __future__ import annotations
+
+import codecs
+from collections import deque
+from typing import Optional, Sequence
+
+import numpy as np
+
+
+class StopFilter:
+    """Cuts a byte stream at its first stop string, holding back what could still become one."""
+
+    def __init__(self, stops: Sequence[bytes]) -> None:
+        self.stops = [s for s in stops if s]
+        self._held = b""
+        self.stopped = False
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes that can be released now; sets `stopped` at a stop string (after which
+        nothing more is released)."""
+        if self.stopped:
+            return b""
+        buf = self._held + data
+        if not self.stops:
+            return buf
+        cut = min((i for i in (buf.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            self._held = b""
+            return buf[:cut]
+        hold = 0
+        for s in self.stops:
+            for k in range(min(len(s) - 1, len(buf)), hold, -1):
+                if buf.endswith(s[:k]):
+                    hold = k
+                    break
+        self._held = buf[len(buf) - hold:]
+        return buf[:len(buf) - hold]
+
+    def finish(self) -> bytes:
+        """The bytes held back: the stream ended, so they can no longer become a stop string."""
+        held, self._held = self._held, b""
+        return b"" if self.stopped else held
+
+
+class Piece:
+    """A piece of a completion: its text (never split inside a UTF-8 code point), the tokens
+    whose bytes it completes, and their log-probabilities (None unless the request asked)."""
+
+    __slots__ = ("text", "tokens", "logprobs")
+
+    def __init__(self, text: str, tokens: np.ndarray, logprobs: Optional[np.ndarray]) -> None:
+        self.text = text
+        self.tokens = tokens
+        self.logprobs = logprobs
+
+    def __repr__(self) -> str:
+        return f"Piece(text={self.text!r}, tokens={self.tokens.tolist()!r})"
+
+
+class TextAssembler:
+    """Turns a request's tokens into Pieces (one consumer)."""
+
+    def __init__(self, vocabulary, stops: Sequence[bytes], logprobs: bool) -> None:
+        self._vocabulary = vocabulary
+        self._filter = StopFilter(stops)
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._logprobs = logprobs
+        self._pending: deque = deque()  # (token, logprob, end byte) not yet released
+        self._received = 0  # bytes of every token so far
+        self._released = 0  # bytes released so far
+
+    @property
+    def stopped(self) -> bool:
+        """A stop string was found: nothing after it is ever released."""
+        return self._filter.stopped
+
+    def feed(self, tokens: np.ndarray, logprobs: Optional[np.ndarray]) -> Optional[Piece]:
+        pieces = self._vocabulary.bytes_of(tokens.tolist())
+        values = logprobs.tolist() if logprobs is not None else [None] * len(pieces)
+        for token, value, data in zip(tokens.tolist(), values, pieces):
+            self._received += len(data)
+            self._pending.append((token, value, self._received))
+        released = self._filter.feed(b"".join(pieces))
+        return self._piece(released, self._decoder.decode(released))
+
+    def finish(self) -> Optional[Piece]:
+        """The last piece once the stream ended: the held bytes, the decoder's tail."""
+        released = self._filter.finish()
+        return self._piece(released, self._decoder.decode(released, final=True))
+
+    def _piece(self, released: bytes, text: str) -> Optional[Piece]:
+        self._released += len(released)
+        done = []
+        while self._pending and self._pending[0][2] <= self._released:
+            done.append(self._pending.popleft())
+        if not text and not done:
+            return None
+        tokens = np.fromiter((t for t, _, _ in done), dtype=np.uint32, count=len(done))
+        values = None
+        if self._logprobs:
+            values = np.fromiter((v for _, v, _ in done), dtype=np.float32, count=len(done))
+        return Piece(text, tokens, values)
