@@ -1,5 +1,7 @@
-"""A test double of foundry_channels.serving.Engine (the interface the HTTP layer builds on),
-used only until the HTTP tests can run on the real engine.
+"""A slow test double of foundry_channels.serving.Engine, for the HTTP tests that need a
+generation to outlast the client: a disconnect must cancel a request that is still running,
+and the real engine on `cpu` finishes a whole request (EOS within a few hundred tokens) in
+about a millisecond. Everything else is tested on the real engine.
 
 Deterministic: the tokens are bytes of a fixed text (multi-byte characters included), read
 from an offset that (prompt, seed) selects, one token per request per step of a decode thread.
@@ -145,9 +147,10 @@ class FakeRequest:
 
 
 class FakeEngine:
-    vocab = "bytes"
-
     def __init__(self, step_s: float = 0.0005) -> None:
+        from foundry_channels.serving.vocabulary import load_vocabulary
+
+        self.vocabulary = load_vocabulary("bytes")
         self.step_s = step_s
         self.requests: list[FakeRequest] = []
         self._lock = threading.Lock()

@@ -41,7 +41,7 @@ class RecordingEngine:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.vocab = getattr(engine, "vocab", "bytes")
+        self.vocabulary = engine.vocabulary
         self.requests: List[Any] = []
 
     def submit(self, *args, **kwargs):
@@ -92,20 +92,19 @@ def wait_until(condition, timeout: float = 30.0, what: str = "condition") -> Non
         time.sleep(0.005)
 
 
-# Fixtures the serve tests import (one engine and one server per test module).
+# Fixtures the serve tests import: one engine and one server per test module, on the real
+# engine (cpu); `slow_served` is the same server over the slow test double (fake_engine.py).
 
 @pytest.fixture(scope="module")
 def engine():
-    from fake_engine import FakeEngine
+    from foundry_channels.serving import Engine
 
-    engine = FakeEngine()
-    yield engine
-    engine.close()
+    with Engine("cpu") as engine:
+        yield engine
 
 
-@pytest.fixture(scope="module")
-def served(engine):
-    """(httpx client on the server's base URL, the RecordingEngine the server submits to)."""
+@contextlib.contextmanager
+def _serving(engine):
     import httpx
 
     from foundry_channels.serve import create_engine_app
@@ -114,3 +113,23 @@ def served(engine):
     with running_server(create_engine_app(lambda: recorder, close_engine=False)) as url:
         with httpx.Client(base_url=url, timeout=60) as client:
             yield client, recorder
+
+
+@pytest.fixture(scope="module")
+def served(engine):
+    """(httpx client on the server's base URL, the RecordingEngine the server submits to)."""
+    with _serving(engine) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def slow_served():
+    """`served` over the slow test double: its generations outlast a client that leaves."""
+    from fake_engine import FakeEngine
+
+    engine = FakeEngine()
+    try:
+        with _serving(engine) as served:
+            yield served
+    finally:
+        engine.close()

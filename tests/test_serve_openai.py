@@ -12,7 +12,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("sse_starlette")
 
 from serve_support import (RecordingEngine, engine, openai_chunks, run_alone,  # noqa: E402,F401
-                           running_server, served, wait_until)
+                           running_server, served, slow_served, wait_until)
 
 from foundry_channels.serve import create_engine_app  # noqa: E402
 
@@ -53,14 +53,24 @@ def test_streamed_completion_has_the_openai_chunk_shapes_and_a_usage_chunk(clien
         assert choice["index"] == 0 and choice["logprobs"] is None
         assert isinstance(choice["text"], str)
     assert all(c["choices"][0]["finish_reason"] is None for c in texts)
-    assert last["choices"][0] == {"index": 0, "text": "", "logprobs": None, "finish_reason": "length"}
     assert usage["choices"] == []
 
     text, tokens, reason, alone = run_alone(engine, PROMPT, max_tokens=40, seed=7)
+    assert last["choices"][0] == {"index": 0, "text": "", "logprobs": None, "finish_reason": reason}
     assert "".join(c["choices"][0]["text"] for c in texts) == text
-    assert usage["usage"] == {"prompt_tokens": alone.prompt_tokens, "completion_tokens": 40,
-                              "total_tokens": alone.prompt_tokens + 40}
-    assert len(texts) > 1  # streamed piece by piece, not in one block
+    assert usage["usage"] == {"prompt_tokens": alone.prompt_tokens, "completion_tokens": len(tokens),
+                              "total_tokens": alone.prompt_tokens + len(tokens)}
+
+
+@pytest.mark.parametrize("max_tokens, reason", [(3, "length"), (3000, "stop")])
+def test_finish_reason_is_length_at_max_tokens_and_stop_at_the_models_end(client, model, max_tokens, reason):
+    # The sample model ends a text (EOS) within a few hundred tokens for this seed.
+    body = {"model": model, "prompt": PROMPT, "max_tokens": max_tokens, "seed": 1}
+    whole = client.post("/v1/completions", json=body).json()
+    assert whole["choices"][0]["finish_reason"] == reason
+    assert (whole["usage"]["completion_tokens"] == 3) == (reason == "length")
+    streamed = post_stream(client, "/v1/completions", body)
+    assert streamed[-2]["choices"][0]["finish_reason"] == reason
 
 
 def test_without_include_usage_chunks_have_no_usage(client, model):
@@ -68,18 +78,18 @@ def test_without_include_usage_chunks_have_no_usage(client, model):
                          {"model": model, "prompt": PROMPT, "max_tokens": 5, "seed": 1})
     assert chunks[-1] == "[DONE]"
     assert all("usage" not in c and len(c["choices"]) == 1 for c in chunks[:-1])
-    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-2]["choices"][0]["finish_reason"] in ("length", "stop")
 
 
 def test_whole_completion_equals_the_stream_and_the_request_run_alone(client, model, engine):
     body = {"model": model, "prompt": PROMPT, "max_tokens": 60, "seed": 3}
     whole = client.post("/v1/completions", json=body).json()
     streamed = post_stream(client, "/v1/completions", body)
-    text, _, _, alone = run_alone(engine, PROMPT, max_tokens=60, seed=3)
+    text, tokens, reason, alone = run_alone(engine, PROMPT, max_tokens=60, seed=3)
     assert whole["object"] == "text_completion" and whole["id"].startswith("cmpl-")
-    assert whole["choices"] == [{"index": 0, "text": text, "logprobs": None, "finish_reason": "length"}]
-    assert whole["usage"] == {"prompt_tokens": alone.prompt_tokens, "completion_tokens": 60,
-                              "total_tokens": alone.prompt_tokens + 60}
+    assert whole["choices"] == [{"index": 0, "text": text, "logprobs": None, "finish_reason": reason}]
+    assert whole["usage"] == {"prompt_tokens": alone.prompt_tokens, "completion_tokens": len(tokens),
+                              "total_tokens": alone.prompt_tokens + len(tokens)}
     assert "".join(c["choices"][0]["text"] for c in streamed[:-1]) == text
 
 
@@ -234,8 +244,8 @@ def test_models_lists_the_served_model(client, model):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
 
 
-def test_a_client_that_disconnects_mid_stream_cancels_its_request(served, model):
-    client, recorder = served
+def test_a_client_that_disconnects_mid_stream_cancels_its_request(slow_served, model):
+    client, recorder = slow_served
     body = {"model": model, "prompt": PROMPT, "max_tokens": 4000, "seed": 8, "stream": True}
     with client.stream("POST", "/v1/completions", json=body) as response:
         lines = response.iter_lines()
@@ -247,8 +257,8 @@ def test_a_client_that_disconnects_mid_stream_cancels_its_request(served, model)
     assert request.completion_tokens < 4000
 
 
-def test_a_client_that_gives_up_on_a_whole_response_cancels_its_request(served, model):
-    client, recorder = served
+def test_a_client_that_gives_up_on_a_whole_response_cancels_its_request(slow_served, model):
+    client, recorder = slow_served
     before = len(recorder.requests)
     body = {"model": model, "prompt": PROMPT, "max_tokens": 4000, "seed": 8}
     with pytest.raises(httpx.ReadTimeout):
@@ -257,6 +267,22 @@ def test_a_client_that_gives_up_on_a_whole_response_cancels_its_request(served, 
     request = recorder.requests[-1]
     wait_until(lambda: request.finish_reason is not None, what="the request to end")
     assert request.finish_reason == "cancelled" and request.completion_tokens < 4000
+
+
+def test_disconnecting_clients_leave_the_real_engine_idle(served, model, engine):
+    # On the real engine a whole request takes about a millisecond, so the stream may be sent
+    # completely before the server sees the disconnect: either way the request ends and its
+    # lane is free.
+    client, recorder = served
+    body = {"model": model, "prompt": PROMPT, "max_tokens": 3000, "seed": 82, "stream": True}
+    for _ in range(5):
+        with client.stream("POST", "/v1/completions", json=body) as response:
+            assert next(line for line in response.iter_lines() if line.startswith("data: "))
+            request = recorder.requests[-1]
+        wait_until(lambda: request.finish_reason is not None, what="the request to end")
+        assert request.finish_reason in ("cancelled", "stop", "length")
+    wait_until(lambda: engine.stats()["active_lanes"] == 0 and engine.stats()["queued"] == 0,
+               what="the engine to be idle")
 
 
 def test_one_engine_for_all_requests_created_at_startup_and_closed_at_shutdown(engine):
@@ -296,12 +322,12 @@ def test_openai_python_client_streams_from_the_server(served, model, engine):
     openai = pytest.importorskip("openai")
     client, _ = served
     api = openai.OpenAI(base_url=str(client.base_url).rstrip("/") + "/v1", api_key="unused")
-    text, _, _, alone = run_alone(engine, PROMPT, max_tokens=30, seed=12)
+    text, tokens, _, alone = run_alone(engine, PROMPT, max_tokens=30, seed=12)
     stream = api.completions.create(model=model, prompt=PROMPT, max_tokens=30, seed=12,
                                     stream=True, stream_options={"include_usage": True})
     chunks = list(stream)
     assert "".join(c.choices[0].text for c in chunks if c.choices) == text
-    assert chunks[-1].usage.completion_tokens == 30
+    assert chunks[-1].usage.completion_tokens == len(tokens)
     assert chunks[-1].usage.prompt_tokens == alone.prompt_tokens
 
     reply = api.chat.completions.create(model=model, seed=5, max_tokens=40,
@@ -313,3 +339,23 @@ def test_openai_python_client_streams_from_the_server(served, model, engine):
     with pytest.raises(openai.BadRequestError) as refused:
         api.completions.create(model=model, prompt=PROMPT, temperature=0.3)
     assert refused.value.body["param"] == "temperature"
+
+
+def test_a_chat_replays_the_multi_turn_sample_turn_by_turn(client, model):
+    # The multi-turn sample keeps one history (prompt, reply, prompt, reply, ...) and ends a
+    # reply at a newline; a chat sending the conversation so far gets the same replies.
+    from multi_turn_support import reference_turns
+
+    from foundry_channels.lm import detokenize
+
+    prompts = ["We hold these truths", " Shall I compare thee", " Four score and seven"]
+    seed, max_tokens = 3, 80
+    transcripts, _, _, _ = reference_turns(prompts, seed, max_tokens, eos=10)
+    messages = []
+    for prompt, expected in zip(prompts, transcripts):
+        messages.append({"role": "user", "content": prompt})
+        reply = client.post("/v1/chat/completions", json={
+            "model": model, "messages": messages, "seed": seed, "max_tokens": max_tokens}).json()
+        content = reply["choices"][0]["message"]["content"]
+        assert content == detokenize(expected)
+        messages.append({"role": "assistant", "content": content})

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("sse_starlette")
 webdriver = pytest.importorskip("selenium.webdriver")
 
-from serve_support import engine, run_alone, served, wait_until  # noqa: E402,F401
+from serve_support import engine, run_alone, served, slow_served, wait_until  # noqa: E402,F401
 
 # Sanitizer runtimes preloaded into the test process (.ci/run) must not reach the browser.
 _NOT_FOR_THE_BROWSER = ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS")
@@ -63,7 +63,7 @@ def start(browser, url, prompt, max_tokens, seed, stop=""):
 def wait_for_state(browser, status, states, timeout=60):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, timeout).until(lambda _: status.get_attribute("data-state") in states)
+    WebDriverWait(browser, timeout, poll_frequency=0.01).until(lambda _: status.get_attribute("data-state") in states)
     return status.get_attribute("data-state")
 
 
@@ -79,11 +79,26 @@ def test_the_page_streams_the_engines_text_live_with_a_status_line(browser, serv
     assert shown == text
     figures = {k: status.get_attribute(f"data-{k}")
                for k in ("tokens", "events", "first-token-ms", "tokens-per-s", "finish-reason")}
-    assert int(figures["tokens"]) == len(tokens)
-    assert int(figures["events"]) > 1  # the text arrived piece by piece, not at the end
+    assert int(figures["tokens"]) == len(tokens) and int(figures["events"]) >= 1
     assert float(figures["first-token-ms"]) >= 0 and float(figures["tokens-per-s"]) > 0
     assert figures["finish-reason"] == reason
     assert "tokens/s" in status.text and "first token" in status.text
+
+
+def test_the_page_shows_text_while_it_is_generated(browser, slow_served):
+    # The slow engine double (one token per piece): the page must show text before the end.
+    from selenium.webdriver.common.by import By
+
+    client, recorder = slow_served
+    status = start(browser, str(client.base_url), "We hold", 3000, 3)
+    assert wait_for_state(browser, status, ("streaming", "done", "error")) == "streaming"
+    partial = browser.find_element(By.ID, "output").get_property("textContent")
+    assert partial and recorder.requests[-1].finish_reason is None  # text shown mid-generation
+    assert wait_for_state(browser, status, ("done", "error")) == "done", status.text
+    final = browser.find_element(By.ID, "output").get_property("textContent")
+    assert final.startswith(partial) and len(final) > len(partial)
+    assert int(status.get_attribute("data-events")) > 100  # one event per piece
+    assert int(status.get_attribute("data-tokens")) == 3000
 
 
 def test_the_page_honours_a_stop_string(browser, served, engine):
@@ -99,10 +114,11 @@ def test_the_page_honours_a_stop_string(browser, served, engine):
     assert status.get_attribute("data-finish-reason") == "stop"
 
 
-def test_stop_on_the_page_cancels_the_request_on_the_server(browser, served):
+def test_stop_on_the_page_cancels_the_request_on_the_server(browser, slow_served):
+    # The slow engine double: the real one finishes before a person (or a test) can click.
     from selenium.webdriver.common.by import By
 
-    client, recorder = served
+    client, recorder = slow_served
     before = len(recorder.requests)
     status = start(browser, str(client.base_url), "We hold", 4000, 1)
     assert wait_for_state(browser, status, ("streaming", "done", "error")) == "streaming"

@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, Optional
 
 from .engine_generator import engine_generator
 from .generate_route import generate_endpoint
-from .openai_chunks import byte_vocabulary_token
 from .openai_errors import OpenAIError
 from .sse import require_starlette
 
@@ -26,22 +25,18 @@ OWNER = "foundry-channels"
 
 class ServingState:
     """What the routes share: the engine (None until the lifespan started it) and the name and
-    vocabulary of its model."""
+    vocabulary of its model (`engine.vocabulary`: its name and the bytes of each token)."""
 
     def __init__(self, model_id: Optional[str], device: str) -> None:
         self.engine: Any = None
         self.device = device
         self.model_id = model_id or ""
         self.created = int(time.time())
-        self.token_bytes: Callable[[int], bytes] = byte_vocabulary_token
+        self.token_bytes: Optional[Callable[[int], bytes]] = None
 
     def start(self, engine: Any) -> None:
-        vocab = getattr(engine, "vocab", "bytes")
-        self.model_id = self.model_id or f"foundry-ngram-{vocab}"
-        if vocab == "bpe":
-            from ..lm.bpe import shipped_vocabulary
-
-            self.token_bytes = shipped_vocabulary().tokens.__getitem__
+        self.model_id = self.model_id or f"foundry-ngram-{engine.vocabulary.name}"
+        self.token_bytes = engine.vocabulary.token_bytes
         self.engine = engine
 
     def check_model(self, name: str) -> None:

@@ -126,8 +126,3 @@ class TokenLogprobs:
                 if value is not None:
                     out[key].extend(value)
         return out
-
-
-def byte_vocabulary_token(token: int) -> bytes:
-    """The byte model's token: one byte."""
-    return bytes((token,))

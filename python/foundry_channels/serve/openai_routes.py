@@ -76,15 +76,17 @@ def _submit(engine, params: GenerationParams, prompt_field: str):
     if engine is None:
         raise OpenAIError("the engine is not running (the app's lifespan did not start it)",
                           status=503, type="server_error", code="engine_not_running")
+    from ..serving import EngineBusyError, EngineClosedError
+
     try:
         return engine.submit(params.prompt, max_tokens=params.max_tokens, seed=params.seed,
                              stop=params.stop, logprobs=params.logprobs)
     except ValueError as e:
         raise engine_refusal(e, prompt_field) from None
-    except Exception as e:
-        if type(e).__name__ == "EngineBusyError":  # the engine's queue is full: try later
-            raise OpenAIError(str(e), status=503, type="server_error", code="engine_busy") from None
-        raise
+    except EngineBusyError as e:  # max_queued requests wait for a lane already: try later
+        raise OpenAIError(str(e), status=503, type="server_error", code="engine_busy") from None
+    except EngineClosedError as e:  # shutting down
+        raise OpenAIError(str(e), status=503, type="server_error", code="engine_closed") from None
 
 
 def _logprobs_of(logprobs: TokenLogprobs | None, piece) -> Any:
