@@ -49,6 +49,9 @@ class RecordingEngine:
         self.requests.append(request)
         return request
 
+    def stats(self) -> dict:
+        return self.engine.stats()
+
     def close(self) -> None:  # the test owns the engine
         pass
 

@@ -1,5 +1,5 @@
 """The server: one resident engine per process behind `GET /` (the page), `GET /generate`
-(plain SSE), the OpenAI routes and `GET /v1/models`.
+(plain SSE), the OpenAI routes, `GET /v1/models` and `GET /stats` (the engine's counters).
 
 The engine is created by the app's lifespan when the server starts and closed when it shuts
 down, so `uvicorn --factory foundry_channels.serve:default_app` runs one engine for all its
@@ -63,7 +63,7 @@ def create_engine_app(engine_factory: Callable[[], Any], *, model_id: Optional[s
     "foundry-ngram-<vocab>")."""
     require_starlette()
     from starlette.applications import Starlette
-    from starlette.responses import FileResponse
+    from starlette.responses import FileResponse, JSONResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -85,10 +85,17 @@ def create_engine_app(engine_factory: Callable[[], Any], *, model_id: Optional[s
     async def page(request):
         return FileResponse(STATIC / "index.html")
 
+    async def stats(request):  # the decode loop's counters (requests, lanes, queue)
+        if serving.engine is None:
+            return JSONResponse({"error": "the engine is not running"}, status_code=503)
+        return JSONResponse({"model": serving.model_id, "device": serving.device,
+                             **serving.engine.stats()})
+
     app = Starlette(lifespan=lifespan, routes=[
         Route("/", page),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
         Route("/generate", generate_endpoint(serving.generate)),
+        Route("/stats", stats),
         Route("/v1/models", models),
         Route("/v1/models/{model:path}", model),
         Route("/v1/completions", completions, methods=["POST"]),

@@ -15,12 +15,10 @@ import asyncio
 import json
 from typing import Any, AsyncIterator, Callable
 
-from .openai_chunks import CHAT, TEXT, ResponseShape, TokenLogprobs, usage_of
+from .openai_chunks import CHAT, COMPACT, TEXT, ResponseShape, TokenLogprobs, usage_of
 from .openai_errors import OpenAIError, engine_refusal
 from .openai_schema import GenerationParams, parse_chat, parse_completion
-from .sse import event_stream_response, server_event
-
-_COMPACT = (",", ":")
+from .sse import data_event, event_stream_response
 
 
 async def completions(request):
@@ -95,27 +93,30 @@ def _logprobs_of(logprobs: TokenLogprobs | None, piece) -> Any:
     return logprobs.of(piece.tokens, piece.logprobs)
 
 
-def _event(data: Any):
-    return server_event(data if isinstance(data, str) else json.dumps(data, separators=_COMPACT))
+def _event(data: Any) -> bytes:
+    return data_event(json.dumps(data, separators=COMPACT))
 
 
-async def _chunks(engine_request, shape: ResponseShape, logprobs) -> AsyncIterator[Any]:
+async def _chunks(engine_request, shape: ResponseShape, logprobs) -> AsyncIterator[bytes]:
     try:
         if shape.kind == CHAT:
             yield _event(shape.role_chunk())
         async for piece in engine_request.stream():
             piece_logprobs = _logprobs_of(logprobs, piece)
-            if piece.text or piece_logprobs:
+            if piece_logprobs:
                 yield _event(shape.chunk(piece.text, piece_logprobs))
+            elif piece.text:
+                yield data_event(shape.text_chunk_json(piece.text))
         reason = engine_request.finish_reason
         if reason not in ("stop", "length"):  # cancelled by the engine (it is closing)
             yield _event(OpenAIError(f"the generation ended early ({reason})", status=503,
                                      type="server_error").body())
             return
-        yield _event(shape.chunk("" if shape.kind == TEXT else None, None, reason))
+        # The last chunk, the usage chunk and [DONE] leave in one send.
+        tail = _event(shape.chunk("" if shape.kind == TEXT else None, None, reason))
         if shape.include_usage:
-            yield _event(shape.usage_chunk(usage_of(engine_request)))
-        yield _event("[DONE]")
+            tail += _event(shape.usage_chunk(usage_of(engine_request)))
+        yield tail + data_event("[DONE]")
     except Exception as e:  # the status line is sent already: an error chunk, as OpenAI does
         yield _event(OpenAIError(f"{type(e).__name__}: {e}", status=500, type="server_error").body())
     finally:

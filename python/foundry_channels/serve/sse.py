@@ -41,9 +41,15 @@ def server_event(data: str, event: Optional[str] = None):
     return ServerSentEvent(data=data, event=event, sep=SEPARATOR)
 
 
+def data_event(data: str) -> bytes:
+    """A data-only event, encoded (`data` holds no line break, as JSON never does): what the
+    OpenAI stream sends, without building an event object per chunk."""
+    return b"data: " + data.encode() + b"\n\n"
+
+
 def event_stream_response(events: AsyncIterator[Any],
                           on_disconnect: Optional[Callable[[], None]] = None):
-    """An EventSourceResponse streaming `events` (server_event's);
+    """An EventSourceResponse streaming `events` (server_event's, or bytes of whole events);
     `on_disconnect()` runs when the client closes the connection before the stream ended."""
     from sse_starlette import EventSourceResponse
 
