@@ -359,3 +359,13 @@ def test_a_chat_replays_the_multi_turn_sample_turn_by_turn(client, model):
         content = reply["choices"][0]["message"]["content"]
         assert content == detokenize(expected)
         messages.append({"role": "assistant", "content": content})
+
+
+@pytest.mark.parametrize("kind", ["text", "chat"])
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_text_chunk_from_the_template_is_the_chunk_encoded(kind, include_usage):
+    from foundry_channels.serve.openai_chunks import COMPACT, ResponseShape
+
+    shape = ResponseShape(kind, "m", include_usage)
+    for text in ("plain", 'quo"te\\', "line\nbreak", "Größe ✓ \U0001f600", "", "\ufdd0"):
+        assert shape.text_chunk_json(text) == json.dumps(shape.chunk(text), separators=COMPACT)
