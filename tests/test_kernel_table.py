@@ -21,7 +21,7 @@ def test_every_kernel_has_a_named_signature():
         names = [p["name"] for p in params]
         assert len(names) == len(set(names)), name
         for p in params:
-            assert p["kind"] in ("buffer", "channel", "u32")
+            assert p["kind"] in ("buffer", "channel", "shared", "u32")
     push = {p["name"]: p for p in fc.kernel_signature("channel_u32_push")}
     assert push["channel"] == {"name": "channel", "kind": "channel", "slot": 0, "optional": False}
     assert push["source"]["optional"] and push["value"]["optional"]

@@ -28,6 +28,7 @@ import pytest
 
 import foundry_channels as fc
 from foundry_channels import _core
+from foundry_channels.lm.stop import StopFlag
 
 REPO = Path(__file__).resolve().parents[1]
 SHIM = REPO / "csrc" / "metal" / "msl_shim_for_host_check.hpp"
@@ -111,8 +112,18 @@ def test_layout_constants_equal_header_layout():
     assert "bit 1: slot protocol 2" in table["FLAGS"]["meaning"]
     assert constants["CURSOR_PROTOCOL"] == 2  # layout.hpp: kCursorProtocol
     assert constants["CURSOR_RECORD_DONE"] == 3  # layout.hpp: kCursorRecordDone
-    assert set(constants) == set(table) | {"MAGIC_VALUE", "FLAG_CLOSED", "FLAG_SLOT_PROTOCOL2",
-                                           "CURSOR_PROTOCOL", "CURSOR_RECORD_DONE"}
+    control = fc.control_layout()
+    for name, entry in control.items():
+        assert constants.get(name) == entry["word"], f"FC_{name}: MSL {constants.get(name)}"
+    assert constants["CONTROL_NO_LIMIT"] == fc.CONTROL_NO_LIMIT
+    assert (constants["STOP_CANCELLED"], constants["STOP_REQUESTED"]) == (
+        StopFlag.CANCELLED, StopFlag.STOP_REQUESTED)
+    lanes = _core.lane_layout()  # the serving engine's lanes (csrc/serving/lane_layout.hpp)
+    for name, value in lanes.items():
+        assert constants.get(name) == value, f"FC_{name}: MSL {constants.get(name)}, C++ {value}"
+    assert set(constants) == set(table) | set(control) | set(lanes) | {
+        "MAGIC_VALUE", "FLAG_CLOSED", "FLAG_SLOT_PROTOCOL2", "CURSOR_PROTOCOL",
+        "CURSOR_RECORD_DONE", "CONTROL_NO_LIMIT", "STOP_CANCELLED", "STOP_REQUESTED"}
 
 
 def test_assembled_source_compiles_as_cxx14_through_the_shim(tmp_path):
@@ -166,9 +177,19 @@ def test_channel_buffers_are_coherent_kernel_parameters():
             assert f" device uint* {ch}_cursor," in params[kernel]
             assert f"volatile coherent(system) device uint* {ch}_cursor" not in source
     assert seen >= 8
-    # Nothing else is coherent: plain buffers stay `device uint*`.
+    # A shared parameter (a buffer the CPU writes while the kernel runs: a control block) is
+    # coherent too; nothing else is: plain buffers stay `device uint*`.
+    shared = {name: [p["name"] for p in fc.kernel_signature(name) if p["kind"] == "shared"]
+              for name in fc.kernel_names()}
+    assert shared["lm_decode_step"] == ["control"]
+    for kernel, names in shared.items():
+        for name in names:
+            assert re.search(rf"^    {re.escape(COHERENT)} {name} \[\[buffer\(\d+\)\]\],$",
+                             entries[kernel], re.MULTILINE), (kernel, name)
+            assert f" {COHERENT} {name}," in params[kernel], (kernel, name)
     for kernel, block in entries.items():
-        assert block.count("coherent(system)") == 2 * len(channel_names()[kernel]), kernel
+        assert block.count("coherent(system)") == \
+            2 * len(channel_names()[kernel]) + len(shared[kernel]), kernel
 
 
 def test_cast_form_is_only_a_documented_alternative():

@@ -13,15 +13,6 @@ namespace {
 // Releasing the GIL costs ~100 ns; below this many items a copy is cheaper than that.
 constexpr py::ssize_t kReleaseGilAboveItems = 4096;
 
-// A read-only numpy view of `count` u32 words at `words`, every `stride` words, whose base
-// keeps `owner` alive.
-py::array raw_view(uint32_t* words, size_t count, py::handle owner, size_t stride = 1) {
-  py::array view(py::dtype::of<uint32_t>(), {static_cast<py::ssize_t>(count)},
-                 {static_cast<py::ssize_t>(stride * sizeof(uint32_t))}, words, owner);
-  view.attr("flags").attr("writeable") = false;
-  return view;
-}
-
 // Checks `out` for drain_into and returns its writable u32 pointer.
 uint32_t* checked_output(py::handle out, py::ssize_t& length) {
   if (!py::isinstance<py::array>(out)) {

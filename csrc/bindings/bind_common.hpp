@@ -23,6 +23,7 @@ void bind_device(py::module_& m);
 void bind_channel(py::module_& m);
 void bind_record(py::module_& m);         // csrc/bindings/bind_record.cpp: record channels
 void bind_serving(py::module_& m);        // csrc/bindings/bind_serving.cpp: the serving engine
+void bind_control(py::module_& m);        // csrc/bindings/bind_control.cpp: control blocks
 void bind_benchmarks(py::module_& m);    // benchmarks/native/ (FC_BUILD_BENCHMARKS=ON only)
 void bind_cuda(py::module_& m);          // csrc/bindings/bind_cuda.cpp: torch/DLPack interop
 void bind_metal_source(py::module_& m);  // csrc/bindings/bind_msl_source.cpp: assembled MSL
@@ -87,6 +88,22 @@ inline std::function<bool()> python_interrupt_check() {
     return PyErr_CheckSignals() != 0;
   };
 }
+
+// A read-only numpy view of `count` u32 words at `words`, every `stride` words, whose base
+// keeps `owner` alive (a channel's header, a control block).
+inline py::array raw_view(uint32_t* words, size_t count, py::handle owner, size_t stride = 1) {
+  py::array view(py::dtype::of<uint32_t>(), {static_cast<py::ssize_t>(count)},
+                 {static_cast<py::ssize_t>(stride * sizeof(uint32_t))}, words, owner);
+  view.attr("flags").attr("writeable") = false;
+  return view;
+}
+
+// One entry of an ABI word table (an X-macro of (name, word, writer, meaning)) as Python's
+// {name: {word, writer, meaning}}: fc.header_layout(), fc.control_layout(), ... Used inside a
+// function that has a py::dict named `table`.
+#define FC_BIND_LAYOUT_ENTRY(name, index, writer, meaning)                    \
+  table[#name] = py::dict(py::arg("word") = index, py::arg("writer") = writer, \
+                          py::arg("meaning") = meaning);
 
 // ---- argument checks: one clear line instead of pybind11's "incompatible arguments" -------
 

@@ -3,6 +3,7 @@
 
 #include "bindings/bind_common.hpp"
 #include "channel/channel.hpp"
+#include "channel/control_block.hpp"
 #include "channel/record_channel.hpp"
 #include "device/device.hpp"
 
@@ -37,6 +38,7 @@ const char* kind_name(ParamKind kind) {
   switch (kind) {
     case ParamKind::Buffer: return "a Buffer";
     case ParamKind::Channel: return "a ChannelU32 or RecordChannel";
+    case ParamKind::Shared: return "a ControlBlock or a shared Buffer";
     case ParamKind::U32: return "a u32 int";
   }
   return "?";
@@ -106,6 +108,15 @@ void dispatch_by_name(CommandBuffer& cb, const std::string& kernel, const py::ob
         buffers[p.slot + 2] = ch->cursor_buffer();
         break;
       }
+      case ParamKind::Shared:
+        // Storage is checked where every encoder's is (encode_rules.cpp).
+        if (py::isinstance<ControlBlock>(value)) {
+          buffers[p.slot] = value.cast<std::shared_ptr<ControlBlock>>()->buffer();
+          break;
+        }
+        if (!py::isinstance<Buffer>(value)) throw wrong_type();
+        buffers[p.slot] = value.cast<std::shared_ptr<Buffer>>();
+        break;
       case ParamKind::U32:
         scalars[p.slot] = checked_u32(value, what.c_str());
         break;
@@ -270,7 +281,8 @@ buffer of its queue.)doc")
           "device.")
       .def("dispatch", &dispatch_by_name, py::arg("kernel"), py::arg("grid"), R"doc(
 Encodes any kernel by name with named arguments: dispatch("lm_prefill", 1, state=..., ...).
-Buffers are Buffers, a channel parameter takes a ChannelU32 (its three buffers), scalars are
+Buffers are Buffers, a channel parameter takes a ChannelU32 (its three buffers), a shared
+parameter a ControlBlock (or a 'shared' Buffer the CPU writes while the kernel runs), scalars are
 u32 ints; an optional buffer may be None or left out, an optional scalar defaults to 0.
 fc.kernel_signature(name) lists a kernel's parameters. A wrong or missing name or a wrong
 type raises TypeError before anything is recorded.)doc")

@@ -34,9 +34,6 @@ py::dict lane_layout() {
 #define FC_LANE_ENTRY(name, constant) d[#name] = layout::constant;
   FC_LANE_KERNEL_CONSTANTS(FC_LANE_ENTRY)
 #undef FC_LANE_ENTRY
-  d["MAX_LANES"] = layout::kMaxLanes;
-  d["MAX_TOKEN_ID"] = layout::kMaxTokenId;
-  d["MAX_ITEMS_PER_LANE_STEP"] = layout::kMaxItemsPerLaneStep;
   return d;
 }
 
@@ -45,8 +42,12 @@ py::dict lane_layout() {
 void bind_serving(py::module_& m) {
   py::register_exception<EngineBusyError>(m, "EngineBusyError",
                                           m.attr("FoundryChannelsError"));
+  m.def("serving_live_streams", &RequestStream::live,
+        "RequestStreams alive in the process (each request holds one until it is dropped).");
   m.def("lane_layout", &lane_layout,
-        "The batched decode's lane and item constants (csrc/serving/lane_layout.hpp).");
+        "The batched decode's lane and item constants as kernels see them (FC_<name>; "
+        "csrc/serving/lane_layout.hpp).");
+  m.attr("SERVING_MAX_LANES") = layout::kMaxLanes;
 
   py::class_<RequestStream, std::shared_ptr<RequestStream>>(
       m, "RequestStream",
@@ -59,6 +60,8 @@ void bind_serving(py::module_& m) {
       .def_property_readonly("unread", &RequestStream::unread)
       .def_property_readonly("exhausted", &RequestStream::exhausted)
       .def_property_readonly("overflow", &RequestStream::overflow)
+      .def_property_readonly("received", &RequestStream::received)
+      .def_property_readonly("generation", &RequestStream::generation)
       .def_property_readonly(
           "finish_reason",
           [](const RequestStream& s) -> py::object {

@@ -8,11 +8,7 @@ namespace fc::bind {
 
 static py::dict header_layout() {
   py::dict table;
-#define FC_LAYOUT_ENTRY(name, index, writer, meaning)                                      \
-  table[#name] = py::dict(py::arg("word") = index, py::arg("writer") = writer,             \
-                          py::arg("meaning") = meaning);
-  FC_CHANNEL_HEADER_WORDS(FC_LAYOUT_ENTRY)
-#undef FC_LAYOUT_ENTRY
+  FC_CHANNEL_HEADER_WORDS(FC_BIND_LAYOUT_ENTRY)
   return table;
 }
 
@@ -61,6 +57,7 @@ PYBIND11_MODULE(_core, m) {
           const KernelParam& p = sig.params[i];
           const char* kind = p.kind == ParamKind::Buffer    ? "buffer"
                              : p.kind == ParamKind::Channel ? "channel"
+                             : p.kind == ParamKind::Shared  ? "shared"
                                                             : "u32";
           params.append(py::dict(py::arg("name") = p.name, py::arg("kind") = kind,
                                  py::arg("slot") = p.slot, py::arg("optional") = p.optional));
@@ -69,7 +66,8 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("name"),
       "A kernel's parameters from the kernel table, in order: [{name, kind ('buffer', "
-      "'channel' or 'u32'), slot, optional}], what CommandBuffer.dispatch(name, grid, ...) "
+      "'channel', 'shared' (a shared buffer the CPU writes while the kernel runs: a "
+      "ControlBlock) or 'u32'), slot, optional}], what CommandBuffer.dispatch(name, grid, ...) "
       "takes.");
   m.def("kernel_names", [] {
     std::vector<std::string> names;
@@ -81,6 +79,7 @@ PYBIND11_MODULE(_core, m) {
   bind::bind_channel(m);
   bind::bind_record(m);
   bind::bind_serving(m);
+  bind::bind_control(m);
 #ifdef FC_WITH_BENCHMARKS
   bind::bind_benchmarks(m);  // the C++ benchmark instruments, not in a default build
 #endif

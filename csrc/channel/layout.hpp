@@ -37,7 +37,10 @@
 
 #include <cstdint>
 
-#include "serving/lane_layout.hpp"  // the batched decode's lanes: their constants join the list below
+// The other shared-word tables the kernels see, reachable from here so that every prelude and
+// generator that includes this header gets them all.
+#include "channel/control_layout.hpp"
+#include "serving/lane_layout.hpp"  // the batched decode's lanes: their constants join FC_KERNEL_CONSTANTS
 
 //      name          word  who writes it   meaning
 #define FC_CHANNEL_HEADER_WORDS(X)                                                              \

@@ -30,6 +30,12 @@ inline void store_release(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __AT
 inline void store_pair_relaxed(uint32_t* p, uint32_t lo, uint32_t hi) {
   __atomic_store_n(reinterpret_cast<uint64_t*>(p), (uint64_t{hi} << 32) | lo, __ATOMIC_RELAXED);
 }
+// Replaces *p by `desired` if it still holds `expected` (else loads it into `expected`); the
+// winning store is a release, as the plain release stores.
+inline bool compare_exchange_release(uint32_t* p, uint32_t& expected, uint32_t desired) {
+  return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELEASE,
+                                     __ATOMIC_RELAXED);
+}
 inline void fence_acquire() { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 inline void fence_release() { __atomic_thread_fence(__ATOMIC_RELEASE); }
 

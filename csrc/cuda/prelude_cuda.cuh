@@ -20,6 +20,8 @@
 #include "kernels/kernel_signature.hpp"
 
 using uint = unsigned int;
+// Two consecutive words as one 64-bit value (fc_pair_lo / fc_pair_hi take them apart).
+using fc_pair = unsigned long long;
 
 // A word the CPU reads while the kernel runs (write_idx, the header words at
 // init). Relaxed at system scope: one naturally aligned 4-byte store that a CPU thread
@@ -58,6 +60,29 @@ FC_FN void fc_fence_publish_sys() {}
 FC_FN void fc_store_release_sys(uint* p, uint v) {
   asm volatile("st.release.sys.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
+
+// Loads of words the CPU writes while the kernel runs (a control block, a host-to-device ring),
+// from host-mapped pinned memory. System scope, so the load is not answered from a GPU cache
+// that the CPU's store never reaches (a plain or .gpu load may be served from L1/L2 and spin on
+// a stale value forever); generic addressing, as for the stores. Acquire: later loads of this
+// thread see everything the CPU stored before its release store of the loaded value (PTX
+// "Memory Consistency Model": a release/acquire pattern at .sys scope synchronises with a host
+// thread). The CPU side is an ordinary release store (x86 stores are release anyway).
+#define FC_CUDA_LOAD_SYS(name, type, instruction, constraint)                       \
+  FC_FN type name(const uint* p) {                                                   \
+    type v;                                                                          \
+    asm volatile(instruction " %0, [%1];" : "=" constraint(v) : "l"(p) : "memory"); \
+    return v;                                                                        \
+  }
+FC_CUDA_LOAD_SYS(fc_load_relaxed_sys, uint, "ld.relaxed.sys.u32", "r")
+FC_CUDA_LOAD_SYS(fc_load_acquire_sys, uint, "ld.acquire.sys.u32", "r")
+// Two consecutive words (8-byte aligned) as one scalar .u64 load: one access, so the pair is
+// seen whole when the CPU stored it with one 8-byte store (a (value, tag) slot).
+FC_CUDA_LOAD_SYS(fc_load_pair_relaxed_sys, fc_pair, "ld.relaxed.sys.u64", "l")
+FC_CUDA_LOAD_SYS(fc_load_pair_acquire_sys, fc_pair, "ld.acquire.sys.u64", "l")
+#undef FC_CUDA_LOAD_SYS
+// After relaxed loads: orders them before every later load and store of this thread.
+FC_FN void fc_fence_acquire_sys() { asm volatile("fence.acq_rel.sys;" ::: "memory"); }
 
 // A record's payload word: a plain store. The fence before the record's commit orders every
 // payload store before the end tag for the CPU (record_kernels.inc), as NCCL orders its data

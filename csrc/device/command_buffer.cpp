@@ -6,6 +6,7 @@
 
 #include "device/deadline.hpp"
 #include "device/device.hpp"
+#include "device/encode_rules.hpp"
 
 namespace fc {
 
@@ -50,6 +51,7 @@ void CommandBuffer::dispatch(KernelId kernel, uint32_t grid,
     throw std::invalid_argument("dispatch of '" + std::string(kernel_name(kernel)) +
                                 "': grid must be at least 1 thread");
   }
+  check_encodable(kernel, buffers);
   Dispatch d{kernel, grid, {}, scalars};
   for (int i = 0; i < kBufferSlots; ++i) {
     if (!buffers[i]) continue;

@@ -46,6 +46,7 @@ namespace kernel_args {
 #define FC_ARG_FIELD(kind, slot, name) FC_PP_CAT(FC_ARG_FIELD_, FC_BASE_##kind)(name)
 #define FC_ARG_FIELD_BUF(name) BufferArg name;
 #define FC_ARG_FIELD_CHAN(name) ChannelArg name;
+#define FC_ARG_FIELD_SHARED(name) BufferArg name;
 #define FC_ARG_FIELD_U32(name) uint32_t name = 0;
 #define FC_ARG_STRUCT(kname)                         \
   struct kname {                                     \
@@ -57,6 +58,7 @@ FC_KERNELS(FC_ARG_STRUCT)
 #undef FC_ARG_FIELD
 #undef FC_ARG_FIELD_BUF
 #undef FC_ARG_FIELD_CHAN
+#undef FC_ARG_FIELD_SHARED
 #undef FC_ARG_FIELD_U32
 }  // namespace kernel_args
 
@@ -96,6 +98,8 @@ inline void put(DispatchSlots& s, int slot, const ChannelArg& c) {
 #define FC_ARG_SLOT_CHAN(slot, name) detail::put(s, slot, detail::required(a.name, a.id, #name));
 #define FC_ARG_SLOT_BUF_OPT(slot, name) detail::put(s, slot, a.name);
 #define FC_ARG_SLOT_CHAN_OPT(slot, name) detail::put(s, slot, a.name);
+#define FC_ARG_SLOT_SHARED(slot, name) detail::put(s, slot, detail::required(a.name, a.id, #name));
+#define FC_ARG_SLOT_SHARED_OPT(slot, name) detail::put(s, slot, a.name);
 #define FC_ARG_SLOT_U32(slot, name) s.scalars[slot] = a.name;
 #define FC_ARG_SLOT_U32_OPT(slot, name) s.scalars[slot] = a.name;
 #define FC_SLOTS_OF(kname)                                                    \

@@ -9,11 +9,14 @@ namespace {
 
 constexpr ParamKind kind_of_BUF = ParamKind::Buffer;
 constexpr ParamKind kind_of_CHAN = ParamKind::Channel;
+constexpr ParamKind kind_of_SHARED = ParamKind::Shared;
 constexpr ParamKind kind_of_U32 = ParamKind::U32;
 #define FC_PARAM_OPTIONAL_BUF false
 #define FC_PARAM_OPTIONAL_BUF_OPT true
 #define FC_PARAM_OPTIONAL_CHAN false
 #define FC_PARAM_OPTIONAL_CHAN_OPT true
+#define FC_PARAM_OPTIONAL_SHARED false
+#define FC_PARAM_OPTIONAL_SHARED_OPT true
 #define FC_PARAM_OPTIONAL_U32 false
 #define FC_PARAM_OPTIONAL_U32_OPT true
 #define FC_PARAM_INFO(kind, slot, name) \

@@ -15,6 +15,10 @@
 //   CHAN / CHAN_OPT  a channel's three buffers (header, data, producer cursor) in slots
 //                    slot .. slot + 2, one named group wherever a kernel takes a channel;
 //                    the body sees them as name_header, name_data, name_cursor
+//   SHARED / SHARED_OPT  a shared buffer the CPU writes while the kernel runs (a control
+//                    block, fc.ControlBlock): on Metal declared like a channel's header
+//                    (FC_CHANNEL, `volatile coherent(system) device`), elsewhere a plain
+//                    pointer; read it with fc_load_*_sys. The buffer must be 'shared' storage.
 //   U32 / U32_OPT    a u32 scalar in scalar slot `slot` (required / defaults to 0)
 #pragma once
 
@@ -38,7 +42,6 @@
   X(denoise_init)              \
   X(denoise_step)               \
   X(lm_lanes_admit)             \
-  X(lm_lanes_cancel)            \
   X(lm_lanes_step)
 
 // ---- signatures (the meaning of each parameter is documented at the kernel's body) ----------
@@ -58,9 +61,9 @@
   P(U32, 0, prompt_length) P(U32, 1, history_capacity)
 #define FC_SIGNATURE_lm_decode_step(P)                                                       \
   P(BUF, 0, model) P(BUF, 1, state) P(BUF, 2, history) P(BUF, 3, out) P(BUF, 4, stop)        \
-  P(CHAN_OPT, 5, stream) P(U32, 0, seed) P(U32, 1, eos) P(U32, 2, max_tokens)                \
-  P(U32, 3, history_capacity) P(U32_OPT, 4, overshoot) P(U32_OPT, 5, push)                   \
-  P(U32_OPT, 6, stream_capacity)
+  P(CHAN_OPT, 5, stream) P(SHARED_OPT, 8, control) P(U32, 0, seed) P(U32, 1, eos)            \
+  P(U32, 2, max_tokens) P(U32, 3, history_capacity) P(U32_OPT, 4, overshoot)                 \
+  P(U32_OPT, 5, push) P(U32_OPT, 6, stream_capacity) P(U32_OPT, 7, use_control)
 #define FC_SIGNATURE_lm_rollback(P) \
   P(BUF, 0, state) P(BUF, 1, history) P(BUF, 2, stop) P(U32, 0, history_capacity)
 #define FC_SIGNATURE_buffer_copy_u32(P) P(BUF, 0, source) P(BUF, 1, destination) P(U32, 0, words)
@@ -88,14 +91,13 @@
 #define FC_SIGNATURE_lm_lanes_admit(P)                                       \
   P(BUF, 0, lanes) P(BUF, 1, history) P(BUF, 2, staging) P(U32, 0, lane)    \
   P(U32, 1, history_capacity) P(U32, 2, threads)
-#define FC_SIGNATURE_lm_lanes_cancel(P) P(BUF, 0, lanes) P(U32, 0, lane) P(U32, 1, generation)
 #define FC_SIGNATURE_lm_lanes_step(P)                                                        \
   P(BUF, 0, model) P(BUF, 1, lanes) P(BUF, 2, history) P(BUF, 3, batch) P(CHAN, 4, stream)   \
-  P(U32, 0, lane_count) P(U32, 1, history_capacity) P(U32, 2, stream_capacity)              \
+  P(SHARED, 7, cancel) P(U32, 0, lane_count) P(U32, 1, history_capacity) P(U32, 2, stream_capacity)              \
   P(U32, 3, parity)
 
-// The uniform dispatch the backends receive: eight buffer slots, eight u32 scalars.
-#define FC_KERNEL_BUFFER_SLOTS 8
+// The uniform dispatch the backends receive: twelve buffer slots, eight u32 scalars.
+#define FC_KERNEL_BUFFER_SLOTS 12
 #define FC_KERNEL_SCALAR_SLOTS 8
 
 // ---- generators shared by the backends -------------------------------------------------------
@@ -106,6 +108,8 @@
 #define FC_BASE_BUF_OPT BUF
 #define FC_BASE_CHAN CHAN
 #define FC_BASE_CHAN_OPT CHAN
+#define FC_BASE_SHARED SHARED
+#define FC_BASE_SHARED_OPT SHARED
 #define FC_BASE_U32 U32
 #define FC_BASE_U32_OPT U32
 
@@ -115,6 +119,7 @@
 #define FC_BODY_ARG(kind, slot, name) FC_PP_CAT(FC_BODY_ARG_, FC_BASE_##kind)(slot)
 #define FC_BODY_ARG_BUF(i) FC_SLOT_BUFFER(i),
 #define FC_BODY_ARG_CHAN(i) FC_SLOT_BUFFER(i), FC_SLOT_BUFFER(i + 1), FC_SLOT_BUFFER(i + 2),
+#define FC_BODY_ARG_SHARED(i) FC_SLOT_BUFFER(i),
 #define FC_BODY_ARG_U32(i) FC_SLOT_SCALAR(i),
 
 #include <cstdint>
@@ -137,11 +142,11 @@ const char* kernel_name(KernelId id);
 KernelId kernel_by_name(const char* name);
 
 // A kernel's parameters at run time (Python's dispatch, the MSL entry-point generator).
-enum class ParamKind { Buffer, Channel, U32 };
+enum class ParamKind { Buffer, Channel, Shared, U32 };
 struct KernelParam {
   const char* name;
   ParamKind kind;
-  int slot;       // first buffer slot (Buffer, Channel: three slots) or scalar slot (U32)
+  int slot;       // first buffer slot (Buffer, Shared; Channel: three slots) or scalar slot (U32)
   bool optional;  // a buffer may be absent, a scalar defaults to 0
 };
 struct KernelSignature {

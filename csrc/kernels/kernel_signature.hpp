@@ -12,6 +12,9 @@
 #define FC_BODY_PARAM_CHAN(name)                                                          \
   [[maybe_unused]] FC_CHANNEL uint* name##_header, [[maybe_unused]] FC_CHANNEL uint* name##_data, \
       [[maybe_unused]] FC_GLOBAL uint* name##_cursor,
+// A buffer the CPU writes while the kernel runs (a control block): FC_CHANNEL like a channel's
+// header, so that on Metal its loads go through a coherent(system) pointer.
+#define FC_BODY_PARAM_SHARED(name) [[maybe_unused]] FC_CHANNEL uint* name,
 #define FC_BODY_PARAM_U32(name) [[maybe_unused]] uint name,
 
 #define FC_KERNEL_BODY(kname) \

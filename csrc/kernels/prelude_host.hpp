@@ -13,6 +13,8 @@
 #include "kernels/kernel_signature.hpp"
 
 using uint = unsigned int;
+// Two consecutive words as one 64-bit value (fc_pair_lo / fc_pair_hi take them apart).
+using fc_pair = unsigned long long;
 
 inline void fc_store_relaxed_sys(uint* p, uint v) { fc::atomic_word::store_relaxed(p, v); }
 // A ring slot: value (low word) and tag (high word) as one 8-byte atomic store. The reader
@@ -25,6 +27,19 @@ inline void fc_fence_release_sys() { fc::atomic_word::fence_release(); }
 // a fence; the push path of protocol 1 stays fence-free). Metal fences here (prelude_msl.inc).
 inline void fc_fence_publish_sys() {}
 inline void fc_store_release_sys(uint* p, uint v) { fc::atomic_word::store_release(p, v); }
+// Loads of words the CPU writes while the kernel runs (control blocks, host-to-device rings):
+// atomic loads, so the device thread's read of a word the writer thread stores is race-free in
+// the C++ model and TSan checks the protocol. Acquire pairs with the writer's release store.
+inline uint fc_load_relaxed_sys(const uint* p) { return fc::atomic_word::load_relaxed(p); }
+inline uint fc_load_acquire_sys(const uint* p) { return fc::atomic_word::load_acquire(p); }
+// Two consecutive words (8-byte aligned) as one single-copy-atomic 8-byte load.
+inline fc_pair fc_load_pair_relaxed_sys(const uint* p) {
+  return fc::atomic_word::load_pair_relaxed(p);
+}
+inline fc_pair fc_load_pair_acquire_sys(const uint* p) {
+  return fc::atomic_word::load_pair_acquire(p);
+}
+inline void fc_fence_acquire_sys() { fc::atomic_word::fence_acquire(); }
 // True once the host device running this dispatch is being closed: long loops in kernel bodies
 // return early so that Device.close() never waits for a long command buffer (host_device.cpp
 // then fails it). The flag belongs to the device thread that runs the dispatch.

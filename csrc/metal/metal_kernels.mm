@@ -108,7 +108,7 @@ void encode_dispatch(const Dispatch& d, const Pipelines& pipelines, id<MTLBuffer
   const int k = static_cast<int>(d.kernel);
   [encoder setComputePipelineState:pipelines.by_kernel[k]];
   for (int i = 0; i < kBufferSlots; ++i) {
-    // Every entry point declares all eight buffers; an unused slot gets the placeholder so that
+    // Every entry point declares every buffer slot; an unused slot gets the placeholder so that
     // no argument is ever unbound (the bodies never touch a slot their kernel does not use).
     id<MTLBuffer> buffer = d.buffers[i] ? (__bridge id<MTLBuffer>)d.buffers[i] : placeholder;
     [encoder setBuffer:buffer offset:0 atIndex:static_cast<NSUInteger>(i)];

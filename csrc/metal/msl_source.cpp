@@ -24,11 +24,17 @@ std::string msl_layout_constants() {
 #define FC_MSL_LAYOUT_WORD(name, index, writer, meaning) \
   out << "constant uint FC_" #name " = " << static_cast<uint32_t>(index) << "u;  // " meaning "\n";
   FC_CHANNEL_HEADER_WORDS(FC_MSL_LAYOUT_WORD)
-#undef FC_MSL_LAYOUT_WORD
 #define FC_MSL_CONSTANT(name, constant) \
   out << "constant uint FC_" #name " = " << layout::constant << "u;\n";
   FC_KERNEL_CONSTANTS(FC_MSL_CONSTANT)
 #undef FC_MSL_CONSTANT
+  out << "// control block words: generated from csrc/channel/control_layout.hpp\n";
+  FC_CONTROL_WORDS(FC_MSL_LAYOUT_WORD)
+#define FC_MSL_CONTROL_CONSTANT(name, constant) \
+  out << "constant uint FC_" #name " = " << control::constant << "u;\n";
+  FC_CONTROL_CONSTANTS(FC_MSL_CONTROL_CONSTANT)
+#undef FC_MSL_CONTROL_CONSTANT
+#undef FC_MSL_LAYOUT_WORD
   return out.str();
 }
 
@@ -42,10 +48,12 @@ constexpr const char* kPlainBuffer = "device uint*";
 constexpr const char* kChannelBuffer = "volatile coherent(system) device uint*";
 
 // Calls `emit(declared name, slot, MSL type)` for every buffer a kernel declares (a channel:
-// three).
+// three). A Shared buffer (a control block) is written by the CPU while the kernel runs: the
+// kernel reads it through a coherent(system) pointer, as a channel's header.
 template <class Emit>
 void for_each_buffer(const KernelParam& p, Emit&& emit) {
   if (p.kind == ParamKind::Buffer) emit(std::string(p.name), p.slot, kPlainBuffer);
+  if (p.kind == ParamKind::Shared) emit(std::string(p.name), p.slot, kChannelBuffer);
   if (p.kind == ParamKind::Channel) {
     emit(std::string(p.name) + "_header", p.slot, kChannelBuffer);
     emit(std::string(p.name) + "_data", p.slot + 1, kChannelBuffer);

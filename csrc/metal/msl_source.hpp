@@ -28,7 +28,7 @@ inline constexpr const char* kMslLanguageVersion = "3.2";
 
 // Argument indices of the generated entry points (the `[[buffer(n)]]` of each argument).
 // Buffers take [[buffer(0)]] .. [[buffer(kBufferSlots - 1)]].
-inline constexpr int kScalarsArgumentIndex = kBufferSlots;     // constant uint sc[8] (setBytes)
+inline constexpr int kScalarsArgumentIndex = kBufferSlots;     // constant uint sc[kScalarSlots] (setBytes)
 inline constexpr int kGridArgumentIndex = kBufferSlots + 1;    // constant uint& grid (setBytes)
 
 std::string msl_prelude();

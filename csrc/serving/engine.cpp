@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "channel/reader.hpp"
+#include "common/atomic_word.hpp"
 #include "device/kernel_args.hpp"
 #include "device/wake_signal.hpp"
 #include "serving/lane_layout.hpp"
@@ -91,6 +92,8 @@ ServingEngine::ServingEngine(std::shared_ptr<Device> device, const EngineConfig&
   history_ = device_->new_buffer(lanes * cap * 4, Storage::Private);
   staging_ = device_->new_buffer(lanes * (layout::kLaneWords + cap) * 4, Storage::Shared);
   batch_ = device_->new_buffer(layout::kBatchWords * 4, Storage::Private);
+  cancel_ = device_->new_buffer(lanes * 4, Storage::Shared);
+  std::memset(cancel_->host_ptr(), 0, lanes * 4);  // generation 0 names no request
   channel_ = std::make_shared<ChannelU32>(device_, channel_capacity_for(config_));
   upload(model_words);
   reader_ = channel_->reader();
@@ -104,6 +107,7 @@ ServingEngine::ServingEngine(std::shared_ptr<Device> device, const EngineConfig&
     a.history = history_;
     a.batch = batch_;
     a.stream = channel_->kernel_buffers();
+    a.cancel = cancel_;
     a.lane_count = config_.lanes;
     a.history_capacity = config_.history_capacity;
     a.stream_capacity = channel_->capacity();
@@ -113,13 +117,10 @@ ServingEngine::ServingEngine(std::shared_ptr<Device> device, const EngineConfig&
   window_ = cb->to_window();
 
   lanes_.resize(lanes);
-  lane_generation_.assign(lanes, 0);
   for (size_t i = lanes; i > 0; --i) free_lanes_.push_back(static_cast<uint32_t>(i - 1));
   items_.resize(std::min<size_t>(kDrainBatch, channel_->capacity()));
   touched_.reserve(lanes);
   admitting_.reserve(lanes);
-  lane_cancels_.reserve(lanes);
-  lane_cancels_taken_.reserve(lanes);
   driver_ = std::thread([this] { run(); });
 }
 
@@ -194,14 +195,13 @@ std::shared_ptr<RequestStream> ServingEngine::submit(SubmitRequest r) {
 
 void ServingEngine::cancel(RequestStream& stream) {
   int lane = -1;
-  if (!stream.cancel(lane)) return;
-  if (lane >= 0) {  // admitted: stop the lane on the device (a queued one is skipped at admit)
-    {
-      std::lock_guard lock(mutex_);
-      lane_cancels_.push_back({static_cast<uint32_t>(lane), stream.generation()});
-    }
-    cv_.notify_one();
-  }
+  if (!stream.cancel(lane) || lane < 0) return;  // ended, or still queued: admit skips it
+  // The lane's next step reads the word (lm_lanes_step) and stops the lane if it still runs
+  // this request; a lane that moved on to another request has another generation. Release:
+  // as the other CPU-written words the device reads (docs/protocol.md, "Control block"); the
+  // value itself is all the device needs.
+  atomic_word::store_release(static_cast<uint32_t*>(cancel_->host_ptr()) + lane,
+                             stream.generation());
 }
 
 void ServingEngine::close() {
@@ -288,7 +288,7 @@ void ServingEngine::run_loop() {
     if (in_flight_.empty() && active_lanes_ == 0) {
       std::unique_lock lock(mutex_);
       cv_.wait(lock, [&] {
-        return stopping_ || !queue_requests_.empty() || !lane_cancels_.empty();
+        return stopping_ || !queue_requests_.empty();
       });
       continue;
     }
@@ -302,7 +302,6 @@ void ServingEngine::run_loop() {
 
 void ServingEngine::admit() {
   admitting_.clear();
-  lane_cancels_taken_.clear();
   {
     std::lock_guard lock(mutex_);
     // Requests cancelled while queued leave the queue without a lane.
@@ -315,10 +314,9 @@ void ServingEngine::admit() {
       admitting_.push_back(std::move(queue_requests_.front()));
       queue_requests_.pop_front();
     }
-    lane_cancels_taken_.swap(lane_cancels_);
     queued_stat_.store(static_cast<uint32_t>(queue_requests_.size()), std::memory_order_relaxed);
   }
-  if (admitting_.empty() && lane_cancels_taken_.empty()) return;
+  if (admitting_.empty()) return;
   std::shared_ptr<CommandBuffer> cb;
   for (Pending& p : admitting_) {
     const uint32_t lane = free_lanes_.back();
@@ -338,18 +336,8 @@ void ServingEngine::admit() {
     a.threads = std::min<uint32_t>(kAdmitThreads, static_cast<uint32_t>(p.request.prompt.size()));
     encode(*cb, a.threads, a);
     lanes_[lane].stream = std::move(p.stream);
-    lane_generation_[lane] = p.generation;
     ++active_lanes_;
     admits_.fetch_add(1, std::memory_order_relaxed);
-  }
-  for (const LaneCancel& c : lane_cancels_taken_) {
-    if (lane_generation_[c.lane] != c.generation || !lanes_[c.lane].stream) continue;  // gone
-    if (!cb) cb = queue_->command_buffer();
-    kernel_args::lm_lanes_cancel a;
-    a.lanes = lanes_buf_;
-    a.lane = c.lane;
-    a.generation = c.generation;
-    encode(*cb, 1, a);
   }
   admitting_.clear();
   active_stat_.store(active_lanes_, std::memory_order_relaxed);

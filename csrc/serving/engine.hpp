@@ -65,8 +65,9 @@ class ServingEngine {
   // Thread-safe. std::invalid_argument names a bad field; EngineBusyError when max_queued
   // requests already wait; DeviceClosedError once closed (or the device failed).
   std::shared_ptr<RequestStream> submit(SubmitRequest request);
-  // Thread-safe, idempotent: the stream ends as Cancelled at once, the lane stops on the device
-  // at the next window boundary and is then free for another request.
+  // Thread-safe, idempotent: the stream ends as Cancelled at once (nothing after this call is
+  // published), and the lane's cancel word is written at once: the lane's next step on the
+  // device stops it (the windows in flight keep running) and frees it for another request.
   void cancel(RequestStream& stream);
   // Ends every request still running or queued (Cancelled), waits for the windows in flight and
   // joins the driver. Idempotent; the device stays open (its owner closes it).
@@ -93,15 +94,11 @@ class ServingEngine {
     SubmitRequest request;
     uint32_t generation;
   };
-  struct LaneCancel {
-    uint32_t lane, generation;
-  };
 
   void upload(const std::vector<uint32_t>& model_words);
   void run();
   void run_loop();
-  // Moves queued requests onto free lanes and encodes their admits (and queued lane cancels)
-  // into one command buffer; commits it when it has any.
+  // Moves queued requests onto free lanes and commits their admits in one command buffer.
   void admit();
   void write_staging(uint32_t lane, const Pending& p);
   // Drains the lane channel once and demultiplexes; returns the items read.
@@ -114,6 +111,7 @@ class ServingEngine {
   EngineConfig config_;
   std::shared_ptr<Queue> queue_;
   std::shared_ptr<Buffer> model_, lanes_buf_, history_, staging_, batch_;
+  std::shared_ptr<Buffer> cancel_;  // shared: the cancel words, written by cancel() at any time
   std::shared_ptr<ChannelU32> channel_;
   std::shared_ptr<ChannelU32Reader> reader_;
   std::shared_ptr<Window> window_;
@@ -121,7 +119,6 @@ class ServingEngine {
   // driver-thread state
   std::vector<Lane> lanes_;
   std::vector<uint32_t> free_lanes_;
-  std::vector<uint32_t> lane_generation_;
   std::vector<uint32_t> items_;
   std::vector<uint32_t> touched_;
   uint32_t active_lanes_ = 0;
@@ -135,8 +132,6 @@ class ServingEngine {
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Pending> queue_requests_;
-  std::vector<LaneCancel> lane_cancels_;
-  std::vector<LaneCancel> lane_cancels_taken_;
   std::vector<Pending> admitting_;
   bool stopping_ = false;
   std::string failure_;

@@ -19,7 +19,6 @@
 //   [LANE_STOP_COUNT]    stop sequences (0..LANE_MAX_STOPS)
 //   [LANE_STOP_LENGTHS + s]   tokens of stop sequence s (1..LANE_MAX_STOP_TOKENS)
 //   [LANE_STOP_TOKENS + s * LANE_MAX_STOP_TOKENS + i]   its tokens
-//   [LANE_CANCEL]        lanes only: the generation a cancel asked to stop (0: none)
 // A staging record is LANE_WORDS words of the above, then the prompt (history_capacity words).
 //
 // Items of the lane channel (one u32 channel for every lane; each lane's items of one step are
@@ -30,6 +29,11 @@
 //                count in the context the sampler used and that context's total: its
 //                probability is count / total), ITEM_END (the lane stopped; nothing follows)
 // End reasons: END_EOS, END_MAX_TOKENS, END_HISTORY_FULL, END_CANCELLED, END_STOP_SEQUENCE + s.
+//
+// Cancel words (`cancel` buffer, shared: the CPU writes them while windows run): word l holds
+// the generation of the request on lane l that the CPU cancelled (0: none). A step reads its
+// lane's word before sampling (fc_load_relaxed_sys): a word naming the lane's generation stops
+// it; a stale one, meant for an earlier request on the lane, names another and is ignored.
 //
 // The step's counter word (`batch` buffer, device-local): BATCH_COUNTER packs the threads done
 // (high 16 bits) and the items reserved (low 16 bits) of the running step; BATCH_BASE + p and
@@ -53,7 +57,7 @@ inline constexpr uint32_t kLaneMaxStops = 4;
 inline constexpr uint32_t kLaneMaxStopTokens = 32;
 inline constexpr uint32_t kLaneStopLengths = 9;
 inline constexpr uint32_t kLaneStopTokens = kLaneStopLengths + kLaneMaxStops;
-inline constexpr uint32_t kLaneCancel = kLaneStopTokens + kLaneMaxStops * kLaneMaxStopTokens;
+inline constexpr uint32_t kLaneRecordEnd = kLaneStopTokens + kLaneMaxStops * kLaneMaxStopTokens;
 inline constexpr uint32_t kLaneWords = 144;
 inline constexpr uint32_t kLaneFlagProbs = 1;
 
@@ -81,7 +85,7 @@ inline constexpr uint32_t kBatchDoneShift = 16;
 inline constexpr uint32_t kMaxLanes = kItemLaneMask + 1;  // 4096: the item's lane field
 inline constexpr uint32_t kMaxTokenId = kItemPayloadMask;
 
-static_assert(kLaneCancel < kLaneWords, "every lane word fits the record");
+static_assert(kLaneRecordEnd <= kLaneWords, "every lane word fits the record");
 static_assert(kEndStopSequence + kLaneMaxStops <= kItemPayloadMask, "end reasons fit the payload");
 // One step reserves at most kMaxItemsPerLaneStep items a lane, counted in the low 16 bits of
 // the counter word, and counts its threads done in the high 16 bits.
@@ -107,7 +111,7 @@ static_assert(kBatchBaseHi + 1 < kBatchWords, "the batch words fit the buffer");
   X(LANE_MAX_STOP_TOKENS, kLaneMaxStopTokens)      \
   X(LANE_STOP_LENGTHS, kLaneStopLengths)           \
   X(LANE_STOP_TOKENS, kLaneStopTokens)             \
-  X(LANE_CANCEL, kLaneCancel)                      \
+  X(LANE_RECORD_END, kLaneRecordEnd)               \
   X(LANE_WORDS, kLaneWords)                        \
   X(LANE_FLAG_PROBS, kLaneFlagProbs)               \
   X(ITEM_LANE_SHIFT, kItemLaneShift)               \

@@ -30,9 +30,16 @@ RequestStream::RequestStream(uint64_t id, uint32_t generation, uint32_t max_toke
       logprobs_(logprobs),
       submitted_ns_(steady_now_ns()),
       tokens_(max_tokens),
-      logprob_values_(logprobs ? max_tokens : 0) {}
+      logprob_values_(logprobs ? max_tokens : 0) {
+  live_.fetch_add(1, std::memory_order_relaxed);
+}
+
+RequestStream::~RequestStream() { live_.fetch_sub(1, std::memory_order_relaxed); }
+
+std::atomic<int64_t> RequestStream::live_{0};
 
 void RequestStream::append(uint32_t token, float logprob, int64_t now_ns) {
+  received_.store(received_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (appended_ >= capacity_) {
     ++overflow_;
     return;

@@ -39,6 +39,9 @@ class RequestStream final : public Pollable {
  public:
   // `generation`: the engine's number of the request (never 0), which a lane cancel names.
   RequestStream(uint64_t id, uint32_t generation, uint32_t max_tokens, bool logprobs);
+  ~RequestStream() override;
+  // RequestStreams alive in the process (tests: memory stays flat over many requests).
+  static int64_t live() { return live_.load(std::memory_order_relaxed); }
 
   uint64_t id() const { return id_; }
   uint32_t generation() const { return generation_; }
@@ -69,6 +72,9 @@ class RequestStream final : public Pollable {
   int64_t submitted_ns() const { return submitted_ns_; }
   int64_t first_token_ns() const { return first_token_ns_.load(std::memory_order_acquire); }
   uint64_t overflow() const { return overflow_; }
+  // Tokens the device sent for this request, published or not (after a cancel, the ones the
+  // device made before it saw the cancel are received but never published).
+  uint32_t received() const { return received_.load(std::memory_order_relaxed); }
 
   // ---- consumer ---------------------------------------------------------------------------
   // Copies up to `max` unread tokens (and their log-probabilities, when `logprobs` is given
@@ -99,8 +105,10 @@ class RequestStream final : public Pollable {
   const int64_t submitted_ns_;
   std::vector<uint32_t> tokens_;
   std::vector<float> logprob_values_;
-  // producer-only
+  static std::atomic<int64_t> live_;
+  // producer-only (received_: read by anyone, relaxed: a statistic)
   uint32_t appended_ = 0;
+  std::atomic<uint32_t> received_{0};
   uint64_t overflow_ = 0;
   // shared
   std::atomic<uint32_t> published_{0};

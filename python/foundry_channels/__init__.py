@@ -20,6 +20,7 @@ waiting for the command buffer.
 
 from ._core import (
     CHANNEL_MAGIC,
+    CONTROL_NO_LIMIT,
     HEADER_WORDS,
     MAX_CAPACITY,
     BackendUnavailableError,
@@ -30,12 +31,14 @@ from ._core import (
     CommandBuffer,
     CommandBufferError,
     ConcurrentUseError,
+    ControlBlock,
     Device,
     DeviceClosedError,
     DeviceError,
     FoundryChannelsError,
     Queue,
     Window,
+    control_layout,
     header_layout,
     kernel_names,
     kernel_signature,
@@ -52,6 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CHANNEL_MAGIC",
+    "CONTROL_NO_LIMIT",
     "HEADER_WORDS",
     "MAX_CAPACITY",
     "BackendUnavailableError",
@@ -65,6 +69,7 @@ __all__ = [
     "CommandBuffer",
     "CommandBufferError",
     "ConcurrentUseError",
+    "ControlBlock",
     "Device",
     "DeviceClosedError",
     "DeviceError",
@@ -75,6 +80,7 @@ __all__ = [
     "Window",
     "available_backends",
     "backend_status",
+    "control_layout",
     "header_layout",
     "kernel_names",
     "kernel_signature",

@@ -19,7 +19,14 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .._core import DeviceClosedError, Device, EngineBusyError, _EngineCore, lane_layout
+from .._core import (
+    SERVING_MAX_LANES,
+    Device,
+    DeviceClosedError,
+    EngineBusyError,
+    _EngineCore,
+    lane_layout,
+)
 from .request import Request
 from .text import TextAssembler
 from .vocabulary import load_vocabulary
@@ -57,7 +64,7 @@ class Engine:
         self.device = Device(device) if self._owns_device else device
         try:
             self._core = _EngineCore(self.device, self.vocabulary.table.words,
-                                     lanes=_int_arg("lanes", lanes, 1, _LAYOUT["MAX_LANES"]),
+                                     lanes=_int_arg("lanes", lanes, 1, SERVING_MAX_LANES),
                                      window=_int_arg("window", window, 2, 4096),
                                      history_capacity=_int_arg("history_capacity",
                                                                history_capacity, 2, 1 << 24),

@@ -36,11 +36,13 @@ class StopFilter:
         buf = self._held + data
         if not self.stops:
             return buf
-        cut = min((i for i in (buf.find(s) for s in self.stops) if i >= 0), default=-1)
-        if cut >= 0:
+        # The stop string that completes first (then the one that starts first) wins, as if
+        # the bytes had come one at a time: the result never depends on how they were batched.
+        found = [(i + len(s), i) for s, i in ((s, buf.find(s)) for s in self.stops) if i >= 0]
+        if found:
             self.stopped = True
             self._held = b""
-            return buf[:cut]
+            return buf[:min(found)[1]]
         hold = 0
         for s in self.stops:
             for k in range(min(len(s) - 1, len(buf)), hold, -1):
@@ -95,7 +97,8 @@ class TextAssembler:
             self._received += len(data)
             self._pending.append((token, value, self._received))
         released = self._filter.feed(b"".join(pieces))
-        return self._piece(released, self._decoder.decode(released))
+        # At a stop string the text ends: a character it cut short becomes U+FFFD.
+        return self._piece(released, self._decoder.decode(released, final=self.stopped))
 
     def finish(self) -> Optional[Piece]:
         """The last piece once the stream ended: the held bytes, the decoder's tail."""
