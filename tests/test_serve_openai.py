@@ -369,3 +369,64 @@ def test_a_text_chunk_from_the_template_is_the_chunk_encoded(kind, include_usage
     shape = ResponseShape(kind, "m", include_usage)
     for text in ("plain", 'quo"te\\', "line\nbreak", "Größe ✓ \U0001f600", "", "\ufdd0"):
         assert shape.text_chunk_json(text) == json.dumps(shape.chunk(text), separators=COMPACT)
+
+
+def test_default_app_runs_one_engine_from_startup_to_shutdown(monkeypatch):
+    from foundry_channels.serve import default_app
+
+    monkeypatch.setenv("FOUNDRY_SERVE_LANES", "8")
+    app = default_app()
+    assert app.state.serving.engine is None  # created by the lifespan, not by the factory
+    with running_server(app) as url:
+        engine = app.state.serving.engine
+        assert engine.lanes == 8 and engine.device.backend == "cpu" and not engine.closed
+        with httpx.Client(base_url=url, timeout=60) as client:
+            body = {"model": "foundry-ngram-bytes", "prompt": PROMPT, "max_tokens": 10, "seed": 1}
+            for _ in range(3):
+                assert client.post("/v1/completions", json=body).status_code == 200
+            stats = client.get("/stats").json()
+            assert stats["submitted"] == 3 and stats["active_lanes"] == 0
+            assert app.state.serving.engine is engine  # the same engine for every request
+    assert engine.closed
+
+
+def test_a_bad_engine_setting_in_the_environment_is_named(monkeypatch):
+    from foundry_channels.serve import default_app
+
+    monkeypatch.setenv("FOUNDRY_SERVE_LANES", "many")
+    with pytest.raises(ValueError, match="FOUNDRY_SERVE_LANES"):
+        default_app()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_engine_failure_is_an_openai_server_error(stream):
+    class Failing:
+        id, prompt_tokens, completion_tokens, finish_reason = 1, 1, 0, None
+
+        def cancel(self):
+            self.finish_reason = "cancelled"
+
+        async def stream(self):
+            raise RuntimeError("device lost")
+            yield  # an async generator
+
+    class Engine:
+        vocabulary = type("V", (), {"name": "bytes", "token_bytes": staticmethod(lambda t: b"x")})
+
+        def submit(self, *args, **kwargs):
+            return Failing()
+
+        def close(self):
+            pass
+
+    with running_server(create_engine_app(Engine)) as url:
+        body = {"model": "foundry-ngram-bytes", "prompt": "x", "stream": stream}
+        response = httpx.post(f"{url}/v1/completions", json=body, timeout=30)
+    if stream:
+        assert response.status_code == 200  # the stream had started: an error chunk, no [DONE]
+        (line,) = [line for line in response.text.splitlines() if line.startswith("data: ")]
+        error = json.loads(line[6:])["error"]
+    else:
+        assert response.status_code == 500
+        error = response.json()["error"]
+    assert error["type"] == "server_error" and "device lost" in error["message"]

@@ -138,7 +138,10 @@ async def _whole(request, engine_request, shape: ResponseShape, logprobs):
             collecting.cancel()
     if not collecting.done() or collecting.cancelled():
         return Response(status_code=499)  # nobody reads it: the connection is closed
-    text, parts = collecting.result()
+    try:
+        text, parts = collecting.result()
+    except Exception as e:  # the engine failed while generating (EngineError: a device fault)
+        return OpenAIError(f"{type(e).__name__}: {e}", status=500, type="server_error").response()
     reason = engine_request.finish_reason
     if reason not in ("stop", "length"):
         return OpenAIError(f"the generation ended early ({reason})", status=503,
