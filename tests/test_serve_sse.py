@@ -4,13 +4,14 @@ server-sent events; a real HTTP client receives it chunk by chunk, before genera
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
 
 httpx = pytest.importorskip("httpx")  # part of the [test] extra: installed wherever tests run
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("sse_starlette")
+
+from serve_support import running_server  # noqa: E402
 
 from foundry_channels.serve import create_app, parse_request, workflow_generator  # noqa: E402
 
@@ -20,19 +21,8 @@ def server_url(backend):
     from conftest import open_or_skip
 
     open_or_skip(backend).close()  # skip (or fail when required) like every backend test
-    app = create_app(workflow_generator(backend))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with running_server(create_app(workflow_generator(backend)), lifespan="off") as url:
+        yield url
 
 
 def read_events(response):
