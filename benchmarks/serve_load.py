@@ -235,7 +235,7 @@ def reference(engine, body: Dict[str, Any]):
     texts, tokens = [], []
     for piece in request.pieces(timeout=60):
         texts.append(piece.text)
-        tokens += engine.vocabulary.bytes_of(int(t) for t in piece.tokens)
+        tokens += [engine.vocabulary.token_bytes(int(t)) for t in piece.tokens]
     return "".join(texts), tokens, request.finish_reason, request.completion_tokens
 
 

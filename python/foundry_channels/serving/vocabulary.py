@@ -44,6 +44,10 @@ class Vocabulary:
             return self.encode(stop.decode("utf-8"))
         return list(stop)
 
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes of one token (an OpenAI logprobs entry's `bytes`)."""
+        return self._bytes[token]
+
     def join(self, tokens: np.ndarray) -> tuple[bytes, np.ndarray]:
         """The bytes of `tokens` (u32 array) and where each token's bytes end in them."""
         if self.name == "bytes":  # a token is its byte: no Python work per token
