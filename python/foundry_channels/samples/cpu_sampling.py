@@ -23,50 +23,70 @@ FORCED_FROM_CPU = 2  # lm_decode_step's forced_mode
 Pad = Optional[Callable[[object], None]]
 
 
+class _Turn:
+    """One turn of the sample LM on `device`: the model, the decode state and a prompt."""
+
+    def __init__(self, device, prompt: Sequence[int], history: int, table) -> None:
+        self.table = table or builtin_table()
+        self.vocab = 1 << self.table.bits
+        self.history_capacity = history
+        self.queue = device.new_queue()
+        self.model = TensorArg.from_array(device, self.table.words)
+        self.state = TensorArg.zeros(device, "u32", (4,))
+        self.hist = TensorArg.zeros(device, "u32", (history,))
+        self.out = TensorArg.zeros(device, "u32", (1,))
+        self.stop = TensorArg.zeros(device, "u32", (1,))
+        self.prompt = list(prompt)
+        self._prompt_t = TensorArg.from_array(device, self.prompt or [0])
+
+    def encode_prefill(self, cb) -> None:
+        cb.dispatch("lm_prefill", 1, state=self.state.buffer, history=self.hist.buffer,
+                    prompt=self._prompt_t.buffer, stop=self.stop.buffer,
+                    prompt_length=len(self.prompt), history_capacity=self.history_capacity)
+
+    def encode_forced_step(self, cb, token, got, eos: int, max_tokens: int = 0,
+                           **stream) -> None:
+        """lm_decode_step with the CPU's token (forced_mode 2)."""
+        cb.dispatch("lm_decode_step", 1, model=self.model.buffer, state=self.state.buffer,
+                    history=self.hist.buffer, out=self.out.buffer, stop=self.stop.buffer,
+                    seed=0, eos=eos, max_tokens=max_tokens,
+                    history_capacity=self.history_capacity, forced=token.buffer,
+                    forced_got=got.buffer, forced_mode=FORCED_FROM_CPU, **stream)
+
+
 def per_step_sync(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequence[int],
                   *, max_tokens: int, eos: int = EOS_TOKEN, history: int = 65536,
                   table=None, pad: Pad = None) -> list[int]:
     """The tokens of `max_tokens` steps (fewer at EOS) sampled by `sampler` on the CPU with a
     synchronisation per step."""
-    table = table or builtin_table()
-    vocab = 1 << table.bits
-    queue = device.new_queue()
-    model = TensorArg.from_array(device, table.words)
-    state = TensorArg.zeros(device, "u32", (4,))
-    hist = TensorArg.zeros(device, "u32", (history,))
-    out = TensorArg.zeros(device, "u32", (1,))
-    stop = TensorArg.zeros(device, "u32", (1,))
+    turn = _Turn(device, prompt, history, table)
+    vocab = turn.vocab
     counts = TensorArg.zeros(device, "u32", (1 + vocab,))
     token = TensorArg.zeros(device, "u32", (1,))
     got = TensorArg.from_array(device, [1])
-    prompt_t = TensorArg.from_array(device, list(prompt) or [0])
-    counts_view, token_view, stop_view = counts.numpy(), token.numpy(), stop.numpy()
+    counts_view, token_view, stop_view = counts.numpy(), token.numpy(), turn.stop.numpy()
 
     def next_counts(cb) -> None:
-        cb.dispatch("lm_next_counts", vocab, model=model.buffer, state=state.buffer,
-                    history=hist.buffer, out=counts.buffer, stop=stop.buffer, vocab=vocab,
-                    predicated=1)
+        cb.dispatch("lm_next_counts", vocab, model=turn.model.buffer, state=turn.state.buffer,
+                    history=turn.hist.buffer, out=counts.buffer, stop=turn.stop.buffer,
+                    vocab=vocab, predicated=1)
 
     def run(cb) -> None:
         cb.commit()
         if not cb.wait_until_completed(timeout=60):
             raise TimeoutError("a per-step command buffer did not finish within 60 s")
 
-    cb = queue.command_buffer()
-    cb.dispatch("lm_prefill", 1, state=state.buffer, history=hist.buffer, prompt=prompt_t.buffer,
-                stop=stop.buffer, prompt_length=len(prompt), history_capacity=history)
+    cb = turn.queue.command_buffer()
+    turn.encode_prefill(cb)
     next_counts(cb)
     run(cb)
     tokens: list[int] = []
     for _ in range(max_tokens):
         token_view[0] = sampler(counts_view[1:], int(counts_view[0]))
-        cb = queue.command_buffer()
+        cb = turn.queue.command_buffer()
         if pad is not None:
             pad(cb)
-        cb.dispatch("lm_decode_step", 1, model=model.buffer, state=state.buffer,
-                    history=hist.buffer, out=out.buffer, stop=stop.buffer, seed=0, eos=eos,
-                    max_tokens=0, history_capacity=history, forced=token.buffer,
-                    forced_got=got.buffer, forced_mode=FORCED_FROM_CPU)
+        turn.encode_forced_step(cb, token, got, eos)
         next_counts(cb)
         run(cb)
         if stop_view[0] != 0:
@@ -82,22 +102,13 @@ def in_flight(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequenc
     two committed ahead; the tokens leave through a u32 channel pushed by the decode step."""
     import foundry_channels as fc
 
-    table = table or builtin_table()
-    vocab = 1 << table.bits
-    queue = device.new_queue()
-    model = TensorArg.from_array(device, table.words)
-    state = TensorArg.zeros(device, "u32", (4,))
-    hist = TensorArg.zeros(device, "u32", (history,))
-    out = TensorArg.zeros(device, "u32", (1,))
-    stop = TensorArg.zeros(device, "u32", (1,))
-    prompt_t = TensorArg.from_array(device, list(prompt) or [0])
+    turn = _Turn(device, prompt, history, table)
     stream = fc.ChannelU32(device, 1 << 16)
-    host = HostSampler(device, vocab, sampler)
-    cb = queue.command_buffer()
+    host = HostSampler(device, turn.vocab, sampler)
+    cb = turn.queue.command_buffer()
     cb.channel_init(stream)
     host.encode_init(cb)
-    cb.dispatch("lm_prefill", 1, state=state.buffer, history=hist.buffer, prompt=prompt_t.buffer,
-                stop=stop.buffer, prompt_length=len(prompt), history_capacity=history)
+    turn.encode_prefill(cb)
     cb.commit()
     host.start()
     reader = stream.reader()
@@ -105,17 +116,13 @@ def in_flight(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequenc
         # One window is encoded, every later one is its replay (CUDA: a graph launch): the
         # launching thread holds the GIL only briefly, so the sampler thread is never kept
         # waiting behind Python encoding. The device's max_tokens ends the run exactly.
-        cb = queue.command_buffer()
+        cb = turn.queue.command_buffer()
         for _ in range(window):
             if pad is not None:
                 pad(cb)
-            host.encode_request(cb, model, state, hist, stop)
-            cb.dispatch("lm_decode_step", 1, model=model.buffer, state=state.buffer,
-                        history=hist.buffer, out=out.buffer, stop=stop.buffer, seed=0,
-                        eos=eos, max_tokens=max_tokens, history_capacity=history,
-                        stream=stream, push=1, stream_capacity=stream.capacity,
-                        forced=host.token.buffer, forced_got=host.token_got.buffer,
-                        forced_mode=FORCED_FROM_CPU)
+            host.encode_request(cb, turn.model, turn.state, turn.hist, turn.stop)
+            turn.encode_forced_step(cb, host.token, host.token_got, eos, max_tokens,
+                                    stream=stream, push=1, stream_capacity=stream.capacity)
         encoded = cb.to_window()
         cb.commit()
         pending = [cb]
@@ -123,9 +130,9 @@ def in_flight(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequenc
             if len(pending) == 2:  # two windows in flight
                 if not pending.pop(0).wait_until_completed(timeout=120):
                     raise TimeoutError("a CPU-sampled window did not finish within 120 s")
-                if stop.numpy()[0] != 0:
+                if turn.stop.numpy()[0] != 0:
                     break  # EOS or max_tokens: the windows in flight are predicated off
-            pending.append(queue.replay(encoded))
+            pending.append(turn.queue.replay(encoded))
         for cb in pending:
             if not cb.wait_until_completed(timeout=120):
                 raise TimeoutError("a CPU-sampled window did not finish within 120 s")
