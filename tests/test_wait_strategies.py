@@ -297,6 +297,64 @@ def test_next_async_waits_forever_for_none_and_inf(cpu_device, forever):
     assert asyncio.run(main()) == 5
 
 
+def test_async_for_finishes_handed_over_waits_in_place(cpu_device):
+    # One awaited reader on the loop, one commit per ms: after commits the poller hands waits
+    # over (the item is due) and next_async finishes them on the loop; nothing is lost,
+    # repeated or reordered, and the stream ends at close.
+    ch = make_channel(cpu_device, 1024)
+    reader = ch.reader()
+    before = fc.poller_stats()["handovers"]
+
+    async def main():
+        t = paced_producer(cpu_device, ch, 300, period=0.001)
+        got = [v async for v in reader]
+        t.join()
+        return got
+
+    assert asyncio.run(main()) == list(range(300))
+    assert fc.poller_stats()["handovers"] > before
+    assert reader.wait_stats["samples"] > 0  # arrivals seen in place are learnt from too
+
+
+def test_handed_over_wait_keeps_its_timeout(cpu_device):
+    # After a learnt rate the poller may hand over the wait for the next item (it is due);
+    # the item never comes: next_async still ends with TimeoutError at its timeout, then reads
+    # on normally.
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader()
+
+    async def main():
+        t = paced_producer(cpu_device, ch, 30, period=0.001, close=False)
+        got = [await reader.next_async(timeout=30) for _ in range(30)]
+        t.join()
+        with pytest.raises(TimeoutError):
+            await reader.next_async(timeout=0.05)
+        push(cpu_device, ch, [99])
+        got.append(await reader.next_async(timeout=30))
+        return got
+
+    assert asyncio.run(main()) == list(range(30)) + [99]
+
+
+def test_two_awaited_readers_on_one_loop_get_every_item(cpu_device):
+    # With two readers armed the loop takes no hand-over while both wait (it would block the
+    # other stream); whichever path each wait takes, both streams arrive whole and in order.
+    a, b = make_channel(cpu_device, 1024), make_channel(cpu_device, 1024)
+
+    async def consume(reader):
+        return [v async for v in reader]
+
+    async def main():
+        ta = paced_producer(cpu_device, a, 200, period=0.001)
+        tb = paced_producer(cpu_device, b, 200, period=0.0013)
+        got = await asyncio.gather(consume(a.reader()), consume(b.reader()))
+        ta.join()
+        tb.join()
+        return got
+
+    assert asyncio.run(main()) == [list(range(200)), list(range(200))]
+
+
 def test_async_reader_re_init_raises_once_then_follows(cpu_device):
     ch = make_channel(cpu_device, 8)
     reader = ch.reader()

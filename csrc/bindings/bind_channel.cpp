@@ -1,4 +1,7 @@
 // ChannelU32 and ChannelU32Reader.
+#include <algorithm>
+#include <chrono>
+
 #include "bindings/bind_common.hpp"
 #include "channel/channel.hpp"
 #include "channel/poller.hpp"
@@ -98,7 +101,9 @@ py::object python_error(const std::exception_ptr& error) {
 
 // One per asyncio event loop (foundry_channels._reader_async): the loop watches `fd` with
 // add_reader and calls dispatch(), which resolves the futures of finished waits. The poller
-// thread only writes the fd (FdTarget): it never takes the GIL.
+// thread only writes the fd (FdTarget): it never takes the GIL. While the loop awaits a single
+// reader it accepts hand-overs (poller.hpp): such a future gets the seconds left in the window
+// in which the item is due, and next_async finishes the wait in place.
 class AsyncWaker {
  public:
   AsyncWaker() : target_(std::make_shared<FdTarget>()) {}
@@ -123,10 +128,12 @@ class AsyncWaker {
     const double t = timeout_seconds(timeout, "next_async");
     const uint64_t id = Poller::instance().arm(std::move(pollable), t, target_);
     futures_[py::int_(id)] = std::move(future);  // dispatch() runs on this thread: no race
+    note_armed();
     return id;
   }
   bool disarm(uint64_t id) {
     if (futures_.contains(py::int_(id))) PyDict_DelItem(futures_.ptr(), py::int_(id).ptr());
+    note_armed();
     return Poller::instance().disarm(id);
   }
   size_t dispatch() {
@@ -140,6 +147,9 @@ class AsyncWaker {
       if (future.attr("done")().cast<bool>()) continue;
       if (c.error) {
         future.attr("set_exception")(python_error(c.error));
+      } else if (c.handover_until != std::chrono::steady_clock::time_point{}) {
+        const auto left = c.handover_until - std::chrono::steady_clock::now();
+        future.attr("set_result")(std::max(0.0, std::chrono::duration<double>(left).count()));
       } else {
         const char* name = c.result == WaitResult::Ready    ? "ready"
                            : c.result == WaitResult::Closed ? "closed"
@@ -149,11 +159,15 @@ class AsyncWaker {
     }
     const size_t n = scratch_.size();
     scratch_.clear();
+    note_armed();
     return n;
   }
   size_t pending() const { return futures_.size(); }
 
  private:
+  // A bounded in-place wait blocks this loop: only a loop with a single awaited reader takes it.
+  void note_armed() { target_->set_accepts_handover(futures_.size() == 1); }
+
   std::shared_ptr<FdTarget> target_;
   py::dict futures_;
   std::vector<PollCompletion> scratch_;
@@ -179,12 +193,14 @@ void bind_channel(py::module_& m) {
         d["armed"] = s.armed;
         d["rounds"] = s.rounds;
         d["completions"] = s.completions;
+        d["handovers"] = s.handovers;
         d["threads_started"] = s.threads_started;
         d["running"] = s.running;
         return d;
       },
       "The poller thread that serves every awaited reader of the process: armed waits, passes "
-      "over them, completions, threads started so far, whether it runs.");
+      "over them, completions (hand-overs among them: waits finished in place by a loop with "
+      "a single awaited reader), threads started so far, whether it runs.");
   m.def(
       "_poller_shutdown",
       [] {
