@@ -17,15 +17,16 @@ class Pollable {
   enum class Probe { Busy, Pending, Ready, Closed, Error };
   virtual ~Pollable() = default;
   // `first`: the first check of this wait (starts the reader's wait strategy). With
-  // `plan.may_hand_over` set on the way in, a Pending probe whose strategy spins through a
-  // window of kHandoverMin..kHandoverMax in which the item is due hands the wait over
-  // (`plan.handed_over`, window end `plan.until`): the waiter's next wait() continues it.
+  // `plan.may_hand_over` set on the way in, a Pending probe whose strategy expects the item
+  // soon (in a commit window, or from the hand-over lead before a learnt rate's spin window
+  // until the item is expected at the latest) hands the wait over (`plan.handed_over`): the
+  // waiter's next wait() continues it until `plan.until`, at most kHandoverMax from now.
   virtual Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error) = 0;
 
-  // The shortest and the longest window handed over (shorter: the waiter would wake after it
-  // ended; longer: the poller spins until this much is left).
+  // The shortest and the longest wait handed over (shorter: the waiter would wake after it
+  // ended; longer: cut to this, so an event loop is never blocked longer).
   static constexpr std::chrono::microseconds kHandoverMin{15};
-  static constexpr std::chrono::microseconds kHandoverMax{300};
+  static constexpr std::chrono::microseconds kHandoverMax{400};
 };
 
 }  // namespace fc

@@ -126,15 +126,15 @@ Pollable::Probe probe_once(std::atomic_flag& busy, WaitStrategy& strategy, const
     plan = strategy.idle(now, commit_time(device));
     if (may_hand_over && plan.window_end.time_since_epoch().count() != 0) {
       // Hand over inside a window, or the learnt lead before a predicted one opens (the
-      // waiter's thread takes about that long to start), if the waiter then blocks for at
-      // most kHandoverMax.
+      // waiter's thread takes about that long to start); the waiter blocks for at most
+      // kHandoverMax (a longer wait is handed over again if the window still holds).
       const auto from = plan.action == IdlePlan::Action::Sleep
                             ? plan.until - strategy.handover_lead()
                             : now;
-      const auto left = plan.window_end - now;
-      if (now >= from && left >= Pollable::kHandoverMin && left <= Pollable::kHandoverMax) {
-        strategy.hand_over(now, plan.window_end);  // under the busy flag: wait() sees it
-        plan.until = plan.window_end;
+      const auto until = std::min<clock::time_point>(plan.window_end, now + Pollable::kHandoverMax);
+      if (now >= from && until - now >= Pollable::kHandoverMin) {
+        strategy.hand_over(now, until);  // under the busy flag: the waiter's wait() sees it
+        plan.until = until;
         plan.handed_over = true;
       } else if (plan.action == IdlePlan::Action::Sleep && from > now) {
         plan.until = std::min(plan.until, from);  // look again when the lead begins

@@ -107,7 +107,10 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
     const auto due = last_arrival_ + to_ns(mean_gap_ns_);
     const ns spread = to_ns(3 * jitter_ns_);
     auto early = due - spread - to_ns(oversleep_ns_) - kPredictMargin;
-    auto late = due + spread + kPredictLate;
+    // The latest the item is expected: a waiter the poller hands this wait over to waits
+    // until then (sleeping past the spin window below; a commit still wakes it).
+    const auto expected_by = due + spread + kPredictLate;
+    auto late = expected_by;
     const double share = commit_driven_ < 0.5 ? 1.0 / 8 : 1.0 / 16;
     const ns budget = std::min<ns>(
         std::max<ns>(to_ns(mean_gap_ns_ * share), 2 * kPredictMargin), kPredictMaxWindow);
@@ -115,8 +118,8 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
       early = due - budget / 2 - to_ns(oversleep_ns_);
       late = due + budget / 2;
     }
-    if (now < early) return {IdlePlan::Action::Sleep, early, true, late};
-    if (now < late) return {IdlePlan::Action::Yield, late, true, late};
+    if (now < early) return {IdlePlan::Action::Sleep, early, true, expected_by};
+    if (now < late) return {IdlePlan::Action::Yield, late, true, expected_by};
   }
 
   // Nothing expected soon: sleep with a growing step; commits, completions, close and faults

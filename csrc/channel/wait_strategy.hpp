@@ -48,8 +48,8 @@ struct IdlePlan {
   // poller, serving many readers, sleeps through such windows instead (it must not spin for
   // hundreds of streams; their commits still wake it).
   bool predicted = false;
-  // Where set (adaptive's windows): the end of the window in which the item is expected, for
-  // a Yield through it and for the predicted Sleep before it.
+  // Where set (adaptive's windows): the latest the item is expected (a commit window's end;
+  // for a learnt rate, the due time plus the jitter, which can lie past the spin window).
   std::chrono::steady_clock::time_point window_end{};
   // The poller's hand-over (poller.hpp): in, whether the waiter would take the wait over
   // (probe_once reads it); out, whether it was handed over.
