@@ -174,10 +174,12 @@ bool WaitStrategy::take_handover(clock::time_point now) {
                      now <= handover_until_ + kHandoverStale;
   if (taken) {
     // How long the waiter took to start continuing (its thread's wake-up, an event loop's
-    // turn): the poller hands over that much before a predicted window opens.
+    // turn): the poller hands over that much, plus its spread, before a predicted window
+    // opens (a waiter that comes late sees the item late; one that comes early sleeps).
     const double lag = std::clamp<double>(static_cast<double>(ns(now - handover_at_).count()),
                                           0.0, static_cast<double>(kHandoverLeadMax.count()));
-    handover_lead_ns_ += kAlpha * (lag - handover_lead_ns_);
+    handover_lag_dev_ns_ += kAlpha * (std::fabs(lag - handover_lag_ns_) - handover_lag_dev_ns_);
+    handover_lag_ns_ += kAlpha * (lag - handover_lag_ns_);
   }
   handover_until_ = {};
   return taken;

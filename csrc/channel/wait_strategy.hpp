@@ -21,6 +21,7 @@
 // sleep a little longer or shorter, never deliver a wrong or missing item.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -85,8 +86,11 @@ class WaitStrategy {
   // take it up. Once; a hand-over nobody took up within kHandoverStale (a cancelled await) is
   // forgotten.
   bool take_handover(clock::time_point now);
-  // How long before a predicted window opens the poller hands its wait over (learnt).
-  ns handover_lead() const { return to_ns_(handover_lead_ns_); }
+  // How long before a predicted window opens the poller hands its wait over: the learnt
+  // take-up lag plus three times its mean deviation, at most kHandoverLeadMax.
+  ns handover_lead() const {
+    return std::min<ns>(to_ns_(handover_lag_ns_ + 3 * handover_lag_dev_ns_), kHandoverLeadMax);
+  }
 
   // What the adaptive strategy learnt (tests, benchmarks): seconds; 0 while unknown.
   double mean_gap_s() const { return samples_ ? mean_gap_ns_ * 1e-9 : 0.0; }
@@ -108,7 +112,7 @@ class WaitStrategy {
   static constexpr ns kPredictLate{50'000};         // ... and spin until this much after it
   static constexpr ns kPredictMaxWindow{300'000};   // the longest predicted spin
   static constexpr ns kHandoverStale{10'000'000};
-  static constexpr ns kHandoverLeadMax{150'000};
+  static constexpr ns kHandoverLeadMax{200'000};
 
  private:
   IdlePlan backoff_plan(clock::time_point now);
@@ -133,7 +137,8 @@ class WaitStrategy {
   // hand-over: set by hand_over(), cleared by begin() and take_handover()
   clock::time_point handover_at_{};
   clock::time_point handover_until_{};
-  double handover_lead_ns_ = 50'000;
+  double handover_lag_ns_ = 50'000;
+  double handover_lag_dev_ns_ = 10'000;
   static ns to_ns_(double v) { return ns(static_cast<int64_t>(v)); }
 };
 
