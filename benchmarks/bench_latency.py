@@ -306,6 +306,112 @@ def run_many(channels, rate, seconds, warmup_s=0.5):
 
 # ---- cuda --------------------------------------------------------------------------------------
 
+class DecodeLoop:
+    """A gpt-fast-like torch decode step (a few big GEMVs, ~0.1 ms on an H100/H200) captured
+    as two CUDA graphs: `plain` (the step alone) and `streamed` (the same step with
+    fc.stream_write(channel, token) captured in it), and the loops a user would write around
+    them. Every loop runs warm, as a serving process would: both graphs replayed before (the
+    first replay of an instantiated graph uploads it), the first `.item()` of the process (one-
+    time copy set-up) done."""
+
+    def __init__(self, torch, dev, steps):
+        self.torch, self.steps = torch, steps
+        torch.manual_seed(0)
+        hidden, layers = 4096, 3
+        self.weights = [torch.randn(hidden, hidden, device="cuda", dtype=torch.float16)
+                        / hidden ** 0.5 for _ in range(layers)]
+        self.head = torch.randn(hidden, 32000, device="cuda", dtype=torch.float16) / hidden ** 0.5
+        self.embed = torch.randn(32000, hidden, device="cuda", dtype=torch.float16)
+        self.token = torch.zeros(1, dtype=torch.int64, device="cuda")
+        self.token32 = torch.zeros(1, dtype=torch.int32, device="cuda")
+        self.channel = fc.ChannelU32(dev, 1 << 16)
+        cb = dev.new_queue().command_buffer()
+        cb.channel_init(self.channel)
+        cb.commit()
+        cb.wait_until_completed(timeout=30)
+        self.plain = self._capture(None)
+        self.streamed = self._capture(self.channel)
+        self.reader = self.channel.reader()
+        for g in (self.plain, self.streamed):
+            for _ in range(16):
+                g.replay()
+        torch.cuda.synchronize()
+        self.token.item()
+
+    def _step(self, ch):
+        x = self.embed[self.token]
+        for w in self.weights:
+            x = self.torch.relu(x @ w)
+        nxt = self.torch.argmax(x @ self.head, dim=-1)
+        self.token.copy_(nxt)
+        self.token32.copy_(nxt.to(self.torch.int32))
+        if ch is not None:
+            fc.stream_write(ch, self.token32)
+
+    def _capture(self, ch):
+        torch = self.torch
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                self._step(ch)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            self._step(ch)
+        return g
+
+    def no_read(self, g):
+        """`steps` replays, nothing read: seconds."""
+        self.torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(self.steps):
+            g.replay()
+        self.torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    def item_first(self):
+        """An `.item()` loop: from the loop's start to the first token's value in Python."""
+        self.torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        self.plain.replay()
+        self.token.item()
+        return time.perf_counter() - t0
+
+    def item_loop(self):
+        self.torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(self.steps):
+            self.plain.replay()
+            self.token.item()
+        return time.perf_counter() - t0
+
+    def drained(self, on_batch=None):
+        """The README's launch-loop pattern: launch_and_drain over `steps` replays. From the
+        call to the first token's value in Python (inside on_tokens), and to the return."""
+        self.torch.cuda.synchronize()
+        self.reader.skip_to_end()
+        done = self.torch.cuda.Event()
+        first = []
+        last = self.steps - 1
+
+        def launch(i):
+            self.streamed.replay()
+            if i == last:
+                done.record()
+
+        def on_tokens(toks):
+            if not first:
+                first.append(time.perf_counter())
+            if on_batch is not None:
+                on_batch(toks)
+
+        t0 = time.perf_counter()
+        r = fc.launch_and_drain(launch, self.reader, self.steps, on_tokens, done=done.query)
+        t1 = time.perf_counter()
+        return (first[0] - t0 if first else None), t1 - t0, r.delivered
+
+
 def cuda_section(quick):
     try:
         import torch
@@ -318,116 +424,19 @@ def cuda_section(quick):
     steps = 256 if quick else 1024
     reps = 3 if quick else 5
     dev = fc.Device("cuda")
-    torch.manual_seed(0)
-    hidden, layers = 4096, 3  # a gpt-fast-like step: a few big GEMVs, ~0.1 ms on an H100/H200
-    weights = [torch.randn(hidden, hidden, device="cuda", dtype=torch.float16) / hidden ** 0.5
-               for _ in range(layers)]
-    head = torch.randn(hidden, 32000, device="cuda", dtype=torch.float16) / hidden ** 0.5
-    embed = torch.randn(32000, hidden, device="cuda", dtype=torch.float16)
-    token = torch.zeros(1, dtype=torch.int64, device="cuda")
-    token32 = torch.zeros(1, dtype=torch.int32, device="cuda")
-    now = time.perf_counter
-
-    def step(ch):
-        x = embed[token]
-        for w in weights:
-            x = torch.relu(x @ w)
-        nxt = torch.argmax(x @ head, dim=-1)
-        token.copy_(nxt)
-        token32.copy_(nxt.to(torch.int32))
-        if ch is not None:
-            fc.stream_write(ch, token32)
-
-    def capture(ch):
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(3):
-                step(ch)
-        torch.cuda.current_stream().wait_stream(s)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            step(ch)
-        return g
-
-    ch = fc.ChannelU32(dev, 1 << 16)
-    cb = dev.new_queue().command_buffer()
-    cb.channel_init(ch)
-    cb.commit()
-    cb.wait_until_completed(timeout=30)
-    g_plain = capture(None)      # the step alone
-    g_stream = capture(ch)       # the same step with fc.stream_write(ch, token) captured in it
-    reader = ch.reader()
-
-    # Every loop below runs warm, as a serving process would: both graphs replayed before (the
-    # first replay of an instantiated graph uploads it), the first `.item()` of the process
-    # (one-time copy set-up) done, the reader's strategy past its first waits.
-    for g in (g_plain, g_stream):
-        for _ in range(16):
-            g.replay()
-    torch.cuda.synchronize()
-    token.item()
-
-    def no_read(g):
-        """`steps` replays, nothing read: seconds."""
-        torch.cuda.synchronize()
-        t0 = now()
-        for _ in range(steps):
-            g.replay()
-        torch.cuda.synchronize()
-        return now() - t0
-
-    def item_first():
-        """An `.item()` loop: from the loop's start to the first token's value in Python."""
-        torch.cuda.synchronize()
-        t0 = now()
-        g_plain.replay()
-        token.item()
-        return now() - t0
-
-    def item_loop():
-        torch.cuda.synchronize()
-        t0 = now()
-        for _ in range(steps):
-            g_plain.replay()
-            token.item()
-        return now() - t0
-
-    def drained(on_batch=None):
-        """The README's launch-loop pattern: launch_and_drain over `steps` replays. From the
-        call to the first token's value in Python (inside on_tokens), and to the return."""
-        torch.cuda.synchronize()
-        reader.skip_to_end()
-        done = torch.cuda.Event()
-        first = []
-
-        def launch(i):
-            g_stream.replay()
-            if i == steps - 1:
-                done.record()
-
-        def on_tokens(toks):
-            if not first:
-                first.append(now())
-            if on_batch is not None:
-                on_batch(toks)
-
-        t0 = now()
-        r = fc.launch_and_drain(launch, reader, steps, on_tokens, done=done.query)
-        t1 = now()
-        return (first[0] - t0 if first else None), t1 - t0, r.delivered
+    decode = DecodeLoop(torch, dev, steps)
 
     runs = {"no_read_plain_s": [], "no_read_stream_s": [], "drain_s": [], "drain_first_s": [],
             "item_first_s": [], "item_loop_s": [], "drain_delivered": []}
     for _ in range(reps):  # interleaved, so clock or thermal drift hits every variant alike
-        runs["no_read_plain_s"].append(no_read(g_plain))
-        runs["no_read_stream_s"].append(no_read(g_stream))
-        first, seconds, delivered = drained()
+        runs["no_read_plain_s"].append(decode.no_read(decode.plain))
+        runs["no_read_stream_s"].append(decode.no_read(decode.streamed))
+        first, seconds, delivered = decode.drained()
         runs["drain_first_s"].append(first)
         runs["drain_s"].append(seconds)
         runs["drain_delivered"].append(delivered)
-        runs["item_first_s"].extend(item_first() for _ in range(8))
-        runs["item_loop_s"].append(item_loop())
+        runs["item_first_s"].extend(decode.item_first() for _ in range(8))
+        runs["item_loop_s"].append(decode.item_loop())
 
     med = {k: statistics.median(v) for k, v in runs.items()
            if k != "drain_delivered" and None not in v}
@@ -456,14 +465,14 @@ def cuda_section(quick):
     stamps = []
 
     async def serve():
-        loop = asyncio.get_running_loop()
+        aloop = asyncio.get_running_loop()
         q: asyncio.Queue = asyncio.Queue()
 
         def work():
-            drained(lambda t: loop.call_soon_threadsafe(q.put_nowait, len(t)))
-            loop.call_soon_threadsafe(q.put_nowait, None)
+            decode.drained(lambda t: aloop.call_soon_threadsafe(q.put_nowait, len(t)))
+            aloop.call_soon_threadsafe(q.put_nowait, None)
 
-        fut = loop.run_in_executor(None, work)
+        fut = aloop.run_in_executor(None, work)
         while True:
             n = await q.get()
             if n is None:
