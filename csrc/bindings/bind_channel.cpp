@@ -149,6 +149,9 @@ class AsyncWaker {
                            "or a RequestStream");
     }
     const double t = timeout_seconds(timeout, "next_async");
+    // Before arming: the poller may probe the new wait at once, and a hand-over it misses
+    // then waits for the next window.
+    target_->set_accepts_handover(futures_.empty());
     const uint64_t id = Poller::instance().arm(std::move(pollable), t, target_);
     futures_[py::int_(id)] = std::move(future);  // dispatch() runs on this thread: no race
     note_armed();
