@@ -395,6 +395,41 @@ def test_launch_and_drain_delivers_every_token_in_the_launching_thread(cpu_devic
     assert result.first_token_s is not None
 
 
+def test_launch_and_drain_waits_out_the_tail_with_its_strategy_then_restores(cpu_device):
+    # The tail (tokens still in flight after the last launch) is waited for with
+    # tail_wait_strategy; the reader gets its own strategy back, also when a launch fails, and
+    # an unknown name is refused before anything is launched.
+    ch = make_channel(cpu_device, 1024)
+    reader = ch.reader(wait_strategy="backoff")
+    queue = cpu_device.new_queue()
+    last, seen = [], []
+
+    def launch(i):
+        last[:] = [push(cpu_device, ch, [i], queue=queue)]
+
+    def done():
+        seen.append(reader.wait_strategy)
+        return last[0].status == "completed"
+
+    r = fc.launch_and_drain(launch, reader, 50, done=done)
+    assert r.delivered == 50 and reader.wait_strategy == "backoff"
+    assert seen and set(seen) == {"spin"}
+    seen.clear()
+    r = fc.launch_and_drain(launch, reader, 5, done=done, tail_wait_strategy=None)
+    assert r.delivered == 5 and set(seen) == {"backoff"}
+
+    def failing(i):
+        raise RuntimeError("launch failed")
+
+    with pytest.raises(RuntimeError):
+        fc.launch_and_drain(failing, reader, 3, done=done)
+    assert reader.wait_strategy == "backoff"
+    launched = []
+    with pytest.raises(ValueError, match="wait_strategy"):
+        fc.launch_and_drain(launched.append, reader, 3, done=done, tail_wait_strategy="fast")
+    assert launched == [] and reader.wait_strategy == "backoff"
+
+
 def test_launch_and_drain_without_done_drains_what_is_visible(cpu_device):
     ch = make_channel(cpu_device, 64)
     reader = ch.reader()
