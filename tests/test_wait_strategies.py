@@ -297,6 +297,64 @@ def test_next_async_waits_forever_for_none_and_inf(cpu_device, forever):
     assert asyncio.run(main()) == 5
 
 
+def test_async_for_finishes_handed_over_waits_in_place(cpu_device):
+    # One awaited reader on the loop, one commit per ms: after commits the poller hands waits
+    # over (the item is due) and next_async finishes them on the loop; nothing is lost,
+    # repeated or reordered, and the stream ends at close.
+    ch = make_channel(cpu_device, 1024)
+    reader = ch.reader()
+    before = fc.poller_stats()["handovers"]
+
+    async def main():
+        t = paced_producer(cpu_device, ch, 300, period=0.001)
+        got = [v async for v in reader]
+        t.join()
+        return got
+
+    assert asyncio.run(main()) == list(range(300))
+    assert fc.poller_stats()["handovers"] > before
+    assert reader.wait_stats["samples"] > 0  # arrivals seen in place are learnt from too
+
+
+def test_handed_over_wait_keeps_its_timeout(cpu_device):
+    # After a learnt rate the poller may hand over the wait for the next item (it is due);
+    # the item never comes: next_async still ends with TimeoutError at its timeout, then reads
+    # on normally.
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader()
+
+    async def main():
+        t = paced_producer(cpu_device, ch, 30, period=0.001, close=False)
+        got = [await reader.next_async(timeout=30) for _ in range(30)]
+        t.join()
+        with pytest.raises(TimeoutError):
+            await reader.next_async(timeout=0.05)
+        push(cpu_device, ch, [99])
+        got.append(await reader.next_async(timeout=30))
+        return got
+
+    assert asyncio.run(main()) == list(range(30)) + [99]
+
+
+def test_two_awaited_readers_on_one_loop_get_every_item(cpu_device):
+    # With two readers armed the loop takes no hand-over while both wait (it would block the
+    # other stream); whichever path each wait takes, both streams arrive whole and in order.
+    a, b = make_channel(cpu_device, 1024), make_channel(cpu_device, 1024)
+
+    async def consume(reader):
+        return [v async for v in reader]
+
+    async def main():
+        ta = paced_producer(cpu_device, a, 200, period=0.001)
+        tb = paced_producer(cpu_device, b, 200, period=0.0013)
+        got = await asyncio.gather(consume(a.reader()), consume(b.reader()))
+        ta.join()
+        tb.join()
+        return got
+
+    assert asyncio.run(main()) == [list(range(200)), list(range(200))]
+
+
 def test_async_reader_re_init_raises_once_then_follows(cpu_device):
     ch = make_channel(cpu_device, 8)
     reader = ch.reader()
@@ -335,6 +393,41 @@ def test_launch_and_drain_delivers_every_token_in_the_launching_thread(cpu_devic
     assert got == list(range(200))
     assert result.delivered == 200 and result.steps == 200
     assert result.first_token_s is not None
+
+
+def test_launch_and_drain_waits_out_the_tail_with_its_strategy_then_restores(cpu_device):
+    # The tail (tokens still in flight after the last launch) is waited for with
+    # tail_wait_strategy; the reader gets its own strategy back, also when a launch fails, and
+    # an unknown name is refused before anything is launched.
+    ch = make_channel(cpu_device, 1024)
+    reader = ch.reader(wait_strategy="backoff")
+    queue = cpu_device.new_queue()
+    last, seen = [], []
+
+    def launch(i):
+        last[:] = [push(cpu_device, ch, [i], queue=queue)]
+
+    def done():
+        seen.append(reader.wait_strategy)
+        return last[0].status == "completed"
+
+    r = fc.launch_and_drain(launch, reader, 50, done=done)
+    assert r.delivered == 50 and reader.wait_strategy == "backoff"
+    assert seen and set(seen) == {"spin"}
+    seen.clear()
+    r = fc.launch_and_drain(launch, reader, 5, done=done, tail_wait_strategy=None)
+    assert r.delivered == 5 and set(seen) == {"backoff"}
+
+    def failing(i):
+        raise RuntimeError("launch failed")
+
+    with pytest.raises(RuntimeError):
+        fc.launch_and_drain(failing, reader, 3, done=done)
+    assert reader.wait_strategy == "backoff"
+    launched = []
+    with pytest.raises(ValueError, match="wait_strategy"):
+        fc.launch_and_drain(launched.append, reader, 3, done=done, tail_wait_strategy="fast")
+    assert launched == [] and reader.wait_strategy == "backoff"
 
 
 def test_launch_and_drain_without_done_drains_what_is_visible(cpu_device):

@@ -2,6 +2,7 @@
 // items, records): one non-blocking check that also says how to idle until the next one.
 #pragma once
 
+#include <chrono>
 #include <exception>
 
 #include "channel/wait_strategy.hpp"
@@ -15,8 +16,17 @@ class Pollable {
   // faulted device, a re-init).
   enum class Probe { Busy, Pending, Ready, Closed, Error };
   virtual ~Pollable() = default;
-  // `first`: the first check of this wait (starts the reader's wait strategy).
+  // `first`: the first check of this wait (starts the reader's wait strategy). With
+  // `plan.may_hand_over` set on the way in, a Pending probe whose strategy expects the item
+  // soon (in a commit window, or from the hand-over lead before a learnt rate's spin window
+  // until the item is expected at the latest) hands the wait over (`plan.handed_over`): the
+  // waiter's next wait() continues it until `plan.until`, at most kHandoverMax from now.
   virtual Probe probe(bool first, IdlePlan& plan, std::exception_ptr& error) = 0;
+
+  // The shortest and the longest wait handed over (shorter: the waiter would wake after it
+  // ended; longer: cut to this, so an event loop is never blocked longer).
+  static constexpr std::chrono::microseconds kHandoverMin{15};
+  static constexpr std::chrono::microseconds kHandoverMax{400};
 };
 
 }  // namespace fc

@@ -14,7 +14,6 @@
 
 #if defined(__linux__)
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <pthread.h>
 #endif
 #include <fcntl.h>
@@ -103,14 +102,14 @@ void Poller::shutdown() {
 
 Poller::Stats Poller::stats() const {
   std::lock_guard lock(mutex_);
-  return {entries_.size(), rounds_, completions_, threads_started_, running_};
+  return {entries_.size(), rounds_, completions_, handovers_, threads_started_, running_};
 }
 
 void Poller::run() {
 #if defined(__linux__)
   pthread_setname_np(pthread_self(), "fc-poller");
-  prctl(PR_SET_TIMERSLACK, 1000UL);  // 1 us: its timed sleeps end when planned, not 50 us late
 #endif
+  use_fine_timer_slack();  // its timed sleeps end when planned, not up to 50 us late
   using clock = std::chrono::steady_clock;
   WakeSignal& signal = wake_signal();
   std::vector<Entry> finished;
@@ -128,9 +127,11 @@ void Poller::run() {
     for (size_t i = 0; i < entries_.size();) {
       Entry& e = entries_[i];
       IdlePlan plan{IdlePlan::Action::Sleep, wake};
+      plan.may_hand_over = e.target->accepts_handover();
       std::exception_ptr error;
       const auto probe = e.reader->probe(e.first, plan, error);
       WaitResult result = WaitResult::Timeout;
+      clock::time_point handover{};
       bool done = false;
       switch (probe) {
         case Pollable::Probe::Busy:  // its owner is reading it: look again shortly
@@ -145,6 +146,11 @@ void Poller::run() {
             done = true;  // Timeout
             break;
           }
+          if (plan.handed_over) {
+            handover = plan.until;  // the waiter's thread finishes this wait in place
+            done = true;
+            break;
+          }
           if (plan.action == IdlePlan::Action::Spin) {
             spin = true;
           } else if (plan.action == IdlePlan::Action::Yield &&
@@ -157,7 +163,8 @@ void Poller::run() {
           break;
       }
       if (done) {
-        completions.push_back({e.id, result, error});
+        completions.push_back({e.id, result, error, handover});
+        if (handover != clock::time_point{}) ++handovers_;
         finished.push_back(std::move(e));
         if (i + 1 != entries_.size()) e = std::move(entries_.back());
         entries_.pop_back();

@@ -46,7 +46,9 @@ WaitResult wait_loop(WaitStrategy& strategy, const Device& device, double timeou
   const auto deadline = deadline_after(timeout_s);
   WakeSignal& signal = wake_signal();
   auto last_interrupt_check = start;
-  bool first = true;
+  // A wait the poller handed over continues: no new begin(), and an item seen at the first
+  // check arrived while it waited.
+  bool first = !strategy.take_handover(start);
   for (;;) {
     // Read before the checks: a commit, completion, close or fault after them ends the sleep.
     const uint64_t seen = signal.sequence();
@@ -85,6 +87,7 @@ WaitResult wait_loop(WaitStrategy& strategy, const Device& device, double timeou
         // most (Ctrl-C), however far ahead the strategy would sleep.
         auto wake = std::min(plan.until, deadline);
         if (interrupted) wake = std::min(wake, now + std::chrono::milliseconds(20));
+        use_fine_timer_slack();
         if (strategy.wakes_on_signal()) {
           if (!signal.sleep_until(seen, wake)) strategy.slept(wake, clock::now());
         } else {
@@ -119,7 +122,24 @@ Pollable::Probe probe_once(std::atomic_flag& busy, WaitStrategy& strategy, const
     if (closed()) return Probe::Closed;
     const auto now = clock::now();
     if (first) strategy.begin(now);
+    const bool may_hand_over = plan.may_hand_over;
     plan = strategy.idle(now, commit_time(device));
+    if (may_hand_over && plan.window_end.time_since_epoch().count() != 0) {
+      // Hand over inside a window, or the learnt lead before a predicted one opens (the
+      // waiter's thread takes about that long to start); the waiter blocks for at most
+      // kHandoverMax (a longer wait is handed over again if the window still holds).
+      const auto from = plan.action == IdlePlan::Action::Sleep
+                            ? plan.until - strategy.handover_lead()
+                            : now;
+      const auto until = std::min<clock::time_point>(plan.window_end, now + Pollable::kHandoverMax);
+      if (now >= from && until - now >= Pollable::kHandoverMin) {
+        strategy.hand_over(now, until);  // under the busy flag: the waiter's wait() sees it
+        plan.until = until;
+        plan.handed_over = true;
+      } else if (plan.action == IdlePlan::Action::Sleep && from > now) {
+        plan.until = std::min(plan.until, from);  // look again when the lead begins
+      }
+    }
     return Probe::Pending;
   } catch (...) {
     error = std::current_exception();

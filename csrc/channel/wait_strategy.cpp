@@ -7,6 +7,10 @@
 
 #include "device/wake_signal.hpp"
 
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
+
 namespace fc {
 
 WakeSignal& wake_signal() {
@@ -30,6 +34,16 @@ std::optional<WaitStrategyKind> parse_wait_strategy(std::string_view name) {
   return std::nullopt;
 }
 
+void use_fine_timer_slack() {
+#if defined(__linux__)
+  thread_local bool done = false;
+  if (!done) {
+    prctl(PR_SET_TIMERSLACK, 1000UL);
+    done = true;
+  }
+#endif
+}
+
 namespace {
 constexpr double kAlpha = 1.0 / 8;  // weight of a new sample in the running means
 using ns = std::chrono::nanoseconds;
@@ -38,6 +52,7 @@ ns to_ns(double v) { return ns(static_cast<int64_t>(v)); }
 
 void WaitStrategy::begin(clock::time_point now) {
   begin_ = now;
+  handover_until_ = {};
   spins_ = 0;
   sleep_ = ns(20'000);
   backoff_ = kBackoffMin;
@@ -78,7 +93,9 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
         commit_lag_known_
             ? std::clamp(to_ns(2 * commit_lag_ns_) + ns(20'000), kCommitWindowMin, kCommitWindowMax)
             : kCommitWindowDefault;
-    if (now - last_commit < window) return {IdlePlan::Action::Yield};
+    if (now - last_commit < window) {
+      return {IdlePlan::Action::Yield, last_commit + window, false, last_commit + window};
+    }
   }
 
   // A learnt rate: sleep until shortly before the next item is due, then spin through the
@@ -90,7 +107,10 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
     const auto due = last_arrival_ + to_ns(mean_gap_ns_);
     const ns spread = to_ns(3 * jitter_ns_);
     auto early = due - spread - to_ns(oversleep_ns_) - kPredictMargin;
-    auto late = due + spread + kPredictLate;
+    // The latest the item is expected: a waiter the poller hands this wait over to waits
+    // until then (sleeping past the spin window below; a commit still wakes it).
+    const auto expected_by = due + spread + kPredictLate;
+    auto late = expected_by;
     const double share = commit_driven_ < 0.5 ? 1.0 / 8 : 1.0 / 16;
     const ns budget = std::min<ns>(
         std::max<ns>(to_ns(mean_gap_ns_ * share), 2 * kPredictMargin), kPredictMaxWindow);
@@ -98,8 +118,8 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
       early = due - budget / 2 - to_ns(oversleep_ns_);
       late = due + budget / 2;
     }
-    if (now < early) return {IdlePlan::Action::Sleep, early, true};
-    if (now < late) return {IdlePlan::Action::Yield, late, true};
+    if (now < early) return {IdlePlan::Action::Sleep, early, true, expected_by};
+    if (now < late) return {IdlePlan::Action::Yield, late, true, expected_by};
   }
 
   // Nothing expected soon: sleep with a growing step; commits, completions, close and faults
@@ -142,6 +162,27 @@ void WaitStrategy::arrived(clock::time_point now, clock::time_point last_commit)
   }
   last_arrival_ = now;
   backoff_ = kBackoffMin;
+}
+
+void WaitStrategy::hand_over(clock::time_point now, clock::time_point until) {
+  handover_at_ = now;
+  handover_until_ = until;
+}
+
+bool WaitStrategy::take_handover(clock::time_point now) {
+  const bool taken = handover_until_.time_since_epoch().count() != 0 &&
+                     now <= handover_until_ + kHandoverStale;
+  if (taken) {
+    // How long the waiter took to start continuing (its thread's wake-up, an event loop's
+    // turn): the poller hands over that much, plus its spread, before a predicted window
+    // opens (a waiter that comes late sees the item late; one that comes early sleeps).
+    const double lag = std::clamp<double>(static_cast<double>(ns(now - handover_at_).count()),
+                                          0.0, static_cast<double>(kHandoverLeadMax.count()));
+    handover_lag_dev_ns_ += kAlpha * (std::fabs(lag - handover_lag_ns_) - handover_lag_dev_ns_);
+    handover_lag_ns_ += kAlpha * (lag - handover_lag_ns_);
+  }
+  handover_until_ = {};
+  return taken;
 }
 
 void WaitStrategy::slept(clock::time_point planned, clock::time_point woke) {

@@ -21,6 +21,7 @@
 // sleep a little longer or shorter, never deliver a wrong or missing item.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -31,16 +32,30 @@ namespace fc {
 enum class WaitStrategyKind : uint8_t { Spin, Backoff, Adaptive };
 
 const char* wait_strategy_name(WaitStrategyKind kind);
+
+// Makes the calling thread's timed sleeps end when planned (Linux: a timer slack of 1 us
+// instead of the default 50 us, which made a planned wake-up up to 50 us late at random);
+// once per thread, before its first timed sleep. No-op elsewhere.
+void use_fine_timer_slack();
 std::optional<WaitStrategyKind> parse_wait_strategy(std::string_view name);
 
 struct IdlePlan {
   enum class Action : uint8_t { Spin, Yield, Sleep };
   Action action;
-  std::chrono::steady_clock::time_point until{};  // Sleep: wake by then (a signal may end it earlier)
-  // A spin (Yield) through the window in which a learnt rate expects the next item, `until`
-  // its end: the poller, serving many readers, sleeps through such windows instead (it must
-  // not spin for hundreds of streams; their commits still wake it).
+  // Sleep: wake by then (a signal may end it earlier). Yield: where set, when the window it
+  // spins through ends.
+  std::chrono::steady_clock::time_point until{};
+  // A spin (Yield) through the window in which a learnt rate expects the next item: the
+  // poller, serving many readers, sleeps through such windows instead (it must not spin for
+  // hundreds of streams; their commits still wake it).
   bool predicted = false;
+  // Where set (adaptive's windows): the latest the item is expected (a commit window's end;
+  // for a learnt rate, the due time plus the jitter, which can lie past the spin window).
+  std::chrono::steady_clock::time_point window_end{};
+  // The poller's hand-over (poller.hpp): in, whether the waiter would take the wait over
+  // (probe_once reads it); out, whether it was handed over.
+  bool may_hand_over = false;
+  bool handed_over = false;
 };
 
 class WaitStrategy {
@@ -63,6 +78,19 @@ class WaitStrategy {
   void arrived(clock::time_point now, clock::time_point last_commit);
   // A Sleep planned until `planned` ended at `woke` without a signal: learn the overshoot.
   void slept(clock::time_point planned, clock::time_point woke);
+  // The poller handed this wait over to the waiter's thread at `now`, its window ending at
+  // `until`.
+  void hand_over(clock::time_point now, clock::time_point until);
+  // Whether a wait starting at `now` continues a handed-over one (then it begins nothing, and
+  // an item its first check finds counts as an arrival); learns how long the waiter took to
+  // take it up. Once; a hand-over nobody took up within kHandoverStale (a cancelled await) is
+  // forgotten.
+  bool take_handover(clock::time_point now);
+  // How long before a predicted window opens the poller hands its wait over: the learnt
+  // take-up lag plus three times its mean deviation, at most kHandoverLeadMax.
+  ns handover_lead() const {
+    return std::min<ns>(to_ns_(handover_lag_ns_ + 3 * handover_lag_dev_ns_), kHandoverLeadMax);
+  }
 
   // What the adaptive strategy learnt (tests, benchmarks): seconds; 0 while unknown.
   double mean_gap_s() const { return samples_ ? mean_gap_ns_ * 1e-9 : 0.0; }
@@ -83,6 +111,8 @@ class WaitStrategy {
   static constexpr ns kPredictMargin{30'000};       // wake this much before the due time ...
   static constexpr ns kPredictLate{50'000};         // ... and spin until this much after it
   static constexpr ns kPredictMaxWindow{300'000};   // the longest predicted spin
+  static constexpr ns kHandoverStale{10'000'000};
+  static constexpr ns kHandoverLeadMax{200'000};
 
  private:
   IdlePlan backoff_plan(clock::time_point now);
@@ -104,6 +134,12 @@ class WaitStrategy {
   bool commit_lag_known_ = false;
   double oversleep_ns_ = 60'000;  // a timed sleep ends this much late (learnt)
   ns backoff_{kBackoffMin};
+  // hand-over: set by hand_over(), cleared by begin() and take_handover()
+  clock::time_point handover_at_{};
+  clock::time_point handover_until_{};
+  double handover_lag_ns_ = 50'000;
+  double handover_lag_dev_ns_ = 10'000;
+  static ns to_ns_(double v) { return ns(static_cast<int64_t>(v)); }
 };
 
 }  // namespace fc

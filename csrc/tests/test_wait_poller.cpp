@@ -2,6 +2,7 @@
 // device thread). Built with -fsanitize=thread and with ASan+UBSan by .ci/run: every shared
 // word is an atomic or guarded, so the sanitizers must report nothing; every item must arrive
 // exactly once and in order; close, faults, timeouts and shutdown must end armed waits.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -228,6 +229,93 @@ static void close_and_fault_end_waits() {
   }
 }
 
+// A target that takes hand-overs (as an asyncio loop awaiting one reader does).
+class HandoverTarget final : public fc::PollerTarget {
+ public:
+  void complete(fc::PollCompletion c) override { inner_.complete(std::move(c)); }
+  bool accepts_handover() const override { return true; }
+  fc::PollCompletion wait_for(uint64_t id) { return inner_.wait_for(id); }
+
+ private:
+  ThreadTarget inner_;
+};
+
+// The poller hands waits over to a consumer thread that continues them with wait() (what
+// next_async does on its loop): under a live producer committing one item at a time, every
+// item arrives once and in order, some waits are handed over, and the strategy's hand-over
+// state passes between the two threads under the reader's busy flag (TSan-clean).
+static void handover_continues_on_the_waiter() {
+  auto device = fc::make_host_device();
+  auto queue = device->new_queue();
+  auto channel = make_channel(device, *queue, 1024);
+  auto target = std::make_shared<HandoverTarget>();
+  const uint32_t n = 400;
+  const uint64_t before = fc::Poller::instance().stats().handovers;
+  std::thread producer([&] {
+    for (uint32_t i = 0; i < n; ++i) {
+      auto cb = queue->command_buffer();
+      channel->encode_push(*cb, i);
+      if (i + 1 == n) channel->encode_close(*cb);
+      cb->commit();
+      std::this_thread::sleep_for(i % 40 == 0 ? 5ms : 700us);
+    }
+  });
+  auto reader = channel->reader();
+  uint32_t next = 0;
+  bool ok = true, closed = false;
+  while (ok && !closed) {
+    while (auto v = reader->try_next()) ok &= (*v == next++);
+    const uint64_t id = fc::Poller::instance().arm(reader, 30.0, target);
+    auto c = target->wait_for(id);
+    if (c.error || (c.handover_until == decltype(c.handover_until){} &&
+                    c.result == fc::WaitResult::Timeout)) {
+      ok = false;
+      break;
+    }
+    if (c.handover_until != decltype(c.handover_until){}) {
+      const auto left = c.handover_until - std::chrono::steady_clock::now();
+      closed = reader->wait(std::max(0.0, std::chrono::duration<double>(left).count())) ==
+               fc::WaitResult::Closed;
+    } else {
+      closed = c.result == fc::WaitResult::Closed;
+    }
+  }
+  producer.join();
+  const uint64_t handovers = fc::Poller::instance().stats().handovers - before;
+  char what[200];
+  std::snprintf(what, sizeof what,
+                "hand-over: %u items once and in order, then closed (%llu waits handed over)", n,
+                static_cast<unsigned long long>(handovers));
+  expect(ok && closed && next == n && handovers > 0, what);
+  device->close();
+}
+
+// The strategy's hand-over bookkeeping: taken once; a wait that continues one begins nothing and
+// counts an item found at its first check as an arrival; a stale or superseded one is dropped.
+static void handover_bookkeeping() {
+  using clock = std::chrono::steady_clock;
+  fc::WaitStrategy s;
+  const auto t0 = clock::now();
+  expect(!s.take_handover(t0), "no hand-over: a wait starts afresh");
+  s.hand_over(t0, t0 + 100us);
+  expect(s.take_handover(t0 + 40us) && !s.take_handover(t0 + 41us),
+         "a hand-over is taken once");
+  s.hand_over(t0, t0 + 100us);
+  expect(!s.take_handover(t0 + 100us + fc::WaitStrategy::kHandoverStale + 1us),
+         "a hand-over nobody took up in time is forgotten");
+  s.hand_over(t0, t0 + 100us);
+  s.begin(t0 + 50us);
+  expect(!s.take_handover(t0 + 60us), "a new wait (begin) drops an untaken hand-over");
+  const auto lead_before = s.handover_lead();
+  for (int i = 0; i < 64; ++i) {
+    const auto at = t0 + std::chrono::milliseconds(i);
+    s.hand_over(at, at + 200us);
+    s.take_handover(at + 10us);
+  }
+  expect(s.handover_lead() < lead_before && s.handover_lead() < 20us,
+         "the hand-over lead follows how fast the waiter takes hand-overs up");
+}
+
 static void timeouts_and_shutdown() {
   auto device = fc::make_host_device();
   auto queue = device->new_queue();
@@ -250,6 +338,8 @@ int main() {
   strategy_delivers_every_item(fc::WaitStrategyKind::Spin);
   many_readers_one_poller(64, 200);
   arm_disarm_race();
+  handover_continues_on_the_waiter();
+  handover_bookkeeping();
   close_and_fault_end_waits();
   timeouts_and_shutdown();
   return failures == 0 ? 0 : 1;

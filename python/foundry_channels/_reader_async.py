@@ -5,7 +5,11 @@ No Python sleeps: a reader with nothing to read is armed with the process's poll
 (C++, csrc/channel/poller.hpp: one thread for every awaited reader of the process, the GIL
 never taken), which checks it as the reader's wait strategy says and, when the wait ends,
 writes an eventfd that this loop watches (`loop.add_reader`). The loop's callback resolves
-the futures of every finished wait at once. Why an eventfd and not `call_soon_threadsafe`
+the futures of every finished wait at once. While the loop awaits a single reader, the poller
+hands it the wait as soon as an item is due within a short window (a commit just ran, or the
+reader's learnt rate expects the item): the loop then wakes while the device is still
+producing and finishes the wait in place, bounded by that window, so the item is not held up
+by a second thread wake-up after it lands. Why an eventfd and not `call_soon_threadsafe`
 from the poller: that call needs the GIL, so a Python thread holding it (a launch loop) would
 stall every stream the poller serves, and a poller taking the GIL could meet a finalising
 interpreter at exit; an fd write needs neither, and one write wakes the loop for a whole batch.
@@ -78,6 +82,14 @@ async def next_async(reader, timeout: Optional[float] = None, pollable=None):
                                     loop)
         if outcome == "timeout":
             raise _timeout_error(reader, timeout)
+        if outcome.__class__ is float:
+            # Handed over: the item is due within `outcome` s (a commit just ran, or the learnt
+            # rate expects it). Finish the wait here, in C++ with the GIL released, instead of
+            # another poller -> loop wake-up after it lands; this loop waits no longer than
+            # the window (at most ~0.4 ms, mostly asleep) and only while it awaits this one reader.
+            if deadline is not None:
+                outcome = min(outcome, max(0.0, deadline - loop.time()))
+            (reader if pollable is None else pollable).wait(outcome)
         state, value = reader.poll_next()
         if state is PollState.READY:
             return value
