@@ -77,8 +77,11 @@ def test_records_round_trip_under_a_concurrent_writer(waiting_device):
     for k in range(n):
         cb.dispatch("h2d_pop_wait", 1, channel=ch, out=out, got=got, out_offset=4 * k,
                     timeout_us=60_000_000)
-    cb.commit()
+    # The writer starts first: on CUDA, committing thousands of kernels blocks the committing
+    # thread once the launch queue is full (about a thousand launches), until the GPU drains
+    # it - and these kernels wait for the writer.
     pusher = in_thread(lambda: ch.writer().push_many(records, timeout=60))
+    cb.commit()
     pusher.join(120)
     assert cb.wait_until_completed(120)
     assert np.array_equal(out.numpy().reshape(n, 4), records)
