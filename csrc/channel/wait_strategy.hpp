@@ -32,12 +32,12 @@ namespace fc {
 enum class WaitStrategyKind : uint8_t { Spin, Backoff, Adaptive };
 
 const char* wait_strategy_name(WaitStrategyKind kind);
+std::optional<WaitStrategyKind> parse_wait_strategy(std::string_view name);
 
 // Makes the calling thread's timed sleeps end when planned (Linux: a timer slack of 1 us
 // instead of the default 50 us, which made a planned wake-up up to 50 us late at random);
 // once per thread, before its first timed sleep. No-op elsewhere.
 void use_fine_timer_slack();
-std::optional<WaitStrategyKind> parse_wait_strategy(std::string_view name);
 
 struct IdlePlan {
   enum class Action : uint8_t { Spin, Yield, Sleep };
