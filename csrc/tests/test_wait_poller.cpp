@@ -32,21 +32,30 @@ static std::shared_ptr<fc::ChannelU32> make_channel(const std::shared_ptr<fc::De
   return channel;
 }
 
+// Commits one push per command buffer of 0 .. n - 1 (the last one also closes), sleeping
+// `pause` between them and `long_pause` every `every` items: a producer with a rhythm that an
+// adaptive wait can learn, and gaps it must not oversleep.
+static std::thread paced_producer(fc::Queue& queue, fc::ChannelU32& channel, uint32_t n,
+                                  uint32_t every, std::chrono::microseconds pause,
+                                  std::chrono::microseconds long_pause) {
+  return std::thread([&queue, &channel, n, every, pause, long_pause] {
+    for (uint32_t i = 0; i < n; ++i) {
+      auto cb = queue.command_buffer();
+      channel.encode_push(*cb, i);
+      if (i + 1 == n) channel.encode_close(*cb);
+      cb->commit();
+      std::this_thread::sleep_for(i % every == 0 ? long_pause : pause);
+    }
+  });
+}
+
 // One item per commit, every `period`, read by a thread blocked in wait() with `kind`.
 static void strategy_delivers_every_item(fc::WaitStrategyKind kind) {
   auto device = fc::make_host_device();
   auto queue = device->new_queue();
   auto channel = make_channel(device, *queue, 64);
   const uint32_t n = 300;
-  std::thread producer([&] {
-    for (uint32_t i = 0; i < n; ++i) {
-      auto cb = queue->command_buffer();
-      channel->encode_push(*cb, i);
-      if (i + 1 == n) channel->encode_close(*cb);
-      cb->commit();
-      std::this_thread::sleep_for(i % 50 == 0 ? 3ms : 100us);
-    }
-  });
+  std::thread producer = paced_producer(*queue, *channel, n, 50, 100us, 3ms);
   auto reader = channel->reader();
   reader->set_wait_strategy(kind);
   uint32_t next = 0;
@@ -251,15 +260,7 @@ static void handover_continues_on_the_waiter() {
   auto target = std::make_shared<HandoverTarget>();
   const uint32_t n = 400;
   const uint64_t before = fc::Poller::instance().stats().handovers;
-  std::thread producer([&] {
-    for (uint32_t i = 0; i < n; ++i) {
-      auto cb = queue->command_buffer();
-      channel->encode_push(*cb, i);
-      if (i + 1 == n) channel->encode_close(*cb);
-      cb->commit();
-      std::this_thread::sleep_for(i % 40 == 0 ? 5ms : 700us);
-    }
-  });
+  std::thread producer = paced_producer(*queue, *channel, n, 40, 700us, 5ms);
   auto reader = channel->reader();
   uint32_t next = 0;
   bool ok = true, closed = false;
