@@ -13,7 +13,7 @@ import pytest
 from foundry_channels.lm import encode_prompt
 from foundry_channels.lm.cpu_sampler import greedy_sampler
 from foundry_channels.samples.cpu_sampling import per_step_sync
-from foundry_channels.workflow import Cancellation, run_workflow, sample_path
+from foundry_channels.workflow import Cancellation, TokenFeed, run_workflow, sample_path
 from foundry_channels.workflow.host_sampler import HostSamplerError
 
 CPU_SAMPLED = sample_path("text_generation_cpu_sampler")
@@ -107,3 +107,20 @@ def test_bad_sampler_arguments_are_refused():
     with pytest.raises(TypeError, match="cpu_sampler must be a callable"):
         run_workflow(sample_path(), "cpu", cpu_sampler=3)
 
+
+
+def test_cpu_sampling_is_refused_where_kernels_may_not_wait_for_the_cpu():
+    """As on Metal: the step's h2d_pop_wait is refused when encoded, with the reason; feeding
+    tokens (h2d_try_pop, polling) still works there."""
+    import foundry_channels as fc
+
+    with fc.Device("cpu") as dev:
+        dev._refuse_cpu_waits()  # behave as Metal does
+        with pytest.raises(Exception, match="h2d_pop_wait.*waits for a value the CPU writes"):
+            run_workflow(CPU_SAMPLED, dev, inputs={"prompt": PROMPT, "max_tokens": 5})
+        feed = TokenFeed()
+        feed.push(encode_prompt("ok"))
+        run = run_workflow(sample_path(), dev, feed=feed, inputs={"prompt": PROMPT,
+                                                                  "max_tokens": 5})
+        assert run.outputs["generated_tokens"].numpy().tolist()[:2] == encode_prompt("ok")
+        run.context.close()
