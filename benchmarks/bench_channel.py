@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import platform
 import queue
 import statistics
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +26,7 @@ import foundry_channels as fc
 from foundry_channels import _core
 
 import native_instruments
+from results_io import default_path, write_json  # noqa: E402
 
 CAPACITIES = [1 << k for k in (10, 12, 14, 16, 18, 20)]
 
@@ -172,7 +171,7 @@ def main():
     ap.add_argument("--iter-items", type=int, default=2_000_000, help="items per iteration run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="small sizes, one repeat (smoke run)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_channel.json"))
+    ap.add_argument("--out", default=default_path("bench_channel"))
     args = ap.parse_args()
     if args.quick:
         args.items, args.baseline_items, args.iter_items, args.repeats = 500_000, 50_000, 100_000, 1
@@ -213,9 +212,7 @@ def main():
         "latency_ns": {"p50": p50, "p99": p99, "mean": statistics.fmean(lat)},
         "idle_wait_cpu_share": idle_cpu,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

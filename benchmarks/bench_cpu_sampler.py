@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import time
-from pathlib import Path
 
 import foundry_channels as fc
 from foundry_channels.lm import encode_prompt
 from foundry_channels.lm.cpu_sampler import device_sampler
 from foundry_channels.samples.cpu_sampling import in_flight, per_step_sync
+from results_io import default_path, write_json  # noqa: E402
 
 NO_EOS = 0xFFFFFFFF  # no token equals it: every run makes exactly --tokens tokens
 PROMPT = encode_prompt("We hold these truths")
@@ -57,8 +56,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if fc.backend_status()["cuda"] == "" else "cpu")
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--step-us", default="0,10,50")
-    parser.add_argument("--json", default=str(Path(__file__).parent / "results" /
-                                              "bench_cpu_sampler.json"))
+    parser.add_argument("--json", default=default_path("bench_cpu_sampler"))
     args = parser.parse_args()
     with fc.Device(args.device) as device:
         name = device.name if hasattr(device, "name") else args.device
@@ -71,11 +69,8 @@ def main() -> None:
     for r in rows:
         print(f"| {r['step_us']:g} | {r['per_step_sync_tokens_per_s']:,.0f} | "
               f"{r['in_flight_tokens_per_s']:,.0f} | {r['speedup']:.2f}x | {r['same_tokens']} |")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"device": name, "backend": args.device,
-                                           "date": str(datetime.date.today()), "rows": rows},
-                                          indent=2))
-    print(f"wrote {args.json}")
+    write_json(args.json, {"device": name, "backend": args.device,
+                           "date": str(datetime.date.today()), "rows": rows})
 
 
 if __name__ == "__main__":

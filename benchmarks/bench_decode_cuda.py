@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +33,7 @@ import foundry_channels as fc
 from foundry_channels import _core
 
 import native_instruments
+from results_io import default_path, write_json  # noqa: E402
 
 VARIANTS = ("sync", "stream", "graph", "fork", "fused", "none")
 LABEL = {"sync": "(a) per-step sync", "stream": "(b) channel, per-step launch",
@@ -156,7 +155,7 @@ def main(argv=None):
     native_instruments.require()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
-    ap.add_argument("--json", default="benchmarks/results/bench_decode_cuda.json")
+    ap.add_argument("--json", default=default_path("bench_decode_cuda"))
     args = ap.parse_args(argv)
     reason = fc.backend_status()["cuda"]
     if reason:
@@ -189,10 +188,7 @@ def main(argv=None):
               f"channel {td['channel_tok_s']:.0f} tok/s (ok={td['channel_tokens_ok']}); "
               f"channel + graph of 16 steps {td['channel_graph16_tok_s']:.0f} tok/s "
               f"(ok={td['channel_graph_tokens_ok']})")
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
-    print(f"wrote {path}")
+    write_json(args.json, result)
     return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 from foundry_channels.serving import Engine
+from results_io import write_json  # noqa: E402
 
 TARGETS = {"cpu": {"first_token_p50_ms_64": 10.0, "aggregate_x_64": 8.0},
            "cuda": {"first_token_p50_ms_64": 2.0, "aggregate_x_64": 20.0}}
@@ -140,9 +140,7 @@ def main(argv=None):
             "first_token_p50_ms_64": last["first_token_p50_ms"] <= targets["first_token_p50_ms_64"],
             "aggregate_x_64": last["aggregate_x"] >= targets["aggregate_x_64"]}
     print_table(report)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.json}")
+    write_json(str(args.json), report)
     return 0
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import platform
 import statistics
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import foundry_channels as fc
+from results_io import write_json  # noqa: E402
 
 TARGETS = {"p99_us": 100.0, "cpu_5ms_pct": 10.0, "idle_pct": 1.0, "many_p99_us": 200.0}
 
@@ -546,9 +546,7 @@ def main(argv=None):
     print_table(report)
     out = args.json or Path(__file__).parent / "results" / (
         "latency_" + datetime.datetime.now().strftime("%Y%m%d_%H%M%S") + ".json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_json(str(out), report)
 
 
 def print_table(report):

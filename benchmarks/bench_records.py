@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
 import foundry_channels as fc
 from foundry_channels import _core
+from results_io import default_path, write_json  # noqa: E402
 
 SIZES = [64, 1 << 10, 64 << 10, 1 << 20, 4 << 20]
 
@@ -109,7 +108,7 @@ def main() -> int:
     ap.add_argument("--cost-bytes", type=int, default=64 << 10,
                     help="record size of the 'where the time goes' table (default 64 KiB)")
     ap.add_argument("--skip-host", action="store_true", help="CUDA tables only")
-    ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "bench_records.json"))
+    ap.add_argument("--json", default=default_path("bench_records"))
     args = ap.parse_args()
     result = {"date": datetime.date.today().isoformat(), "machine": platform.processor() or platform.machine()}
     if not args.skip_host:
@@ -144,10 +143,7 @@ def main() -> int:
                   f"{r['samples']} samples)")
     else:
         print("\ncuda: skipped (no CUDA device, or a build without FC_BUILD_BENCHMARKS=ON)")
-    path = Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
-    print(f"wrote {path}")
+    write_json(args.json, result)
     return 0
 
 

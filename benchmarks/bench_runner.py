@@ -34,6 +34,7 @@ import numpy as np
 import foundry_channels as fc
 from foundry_channels.workflow import load_workflow, register_op, run_workflow, sample_path
 from foundry_channels.workflow.registry import Arg
+from results_io import default_path, write_json  # noqa: E402
 
 NEVER = 256  # tokens are bytes: an EOS of 256 is never sampled
 
@@ -129,7 +130,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=1024)
     ap.add_argument("--windows", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_runner.json"))
+    ap.add_argument("--out", default=default_path("bench_runner"))
     args = ap.parse_args()
     backends = args.device or fc.available_backends()
     result = {"date": time.strftime("%Y-%m-%d"), "tokens": args.tokens, "python": platform.python_version(),
@@ -145,9 +146,7 @@ def main():
                   f"{r['ttft_ms']:>8.3f} | {r['itl_p50_us']:>10.2f} | {r['itl_p99_us']:>10.2f} | "
                   f"{r['vs_sync']:>6.2f} | {r['vs_upper']:>7.3f} | {r['runner_cpu_per_wall'] * 100:>4.0f}% | "
                   f"{r['encode_ms']:>6.2f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

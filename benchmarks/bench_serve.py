@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -44,6 +42,7 @@ from serve_load import (completion_body, run_rounds, run_workers, soak,  # noqa:
                         soak_requests)
 
 from foundry_channels.serving import Engine  # noqa: E402
+from results_io import default_path, write_json  # noqa: E402
 
 PROMPT = "We hold these truths"
 MAX_TOKENS = 200
@@ -167,7 +166,7 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", choices=("latency", "concurrency", "soak"),
                     default=("latency", "concurrency", "soak"))
     ap.add_argument("--max-seconds", type=float, default=120, help="per phase")
-    ap.add_argument("--json", default=str(Path(__file__).parent / "results" / "bench_serve.json"))
+    ap.add_argument("--json", default=default_path("bench_serve"))
     args = ap.parse_args()
     n = 20 if args.quick else 200
     out = {"device": args.device, "machine": platform.node(), "cpus": os.cpu_count(),
@@ -219,8 +218,7 @@ def main() -> int:
               f"{s['rss_end_mb']:.1f} MB; engine idle at the end: {s['engine_idle']}")
         for failure in s["failures"]:
             print("  FAIL", failure)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=2))
+    write_json(args.json, out)
     return 0 if "soak" not in out or out["soak"]["ok"] else 1
 
 
