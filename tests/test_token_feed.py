@@ -36,6 +36,7 @@ def find(tokens: list, part: list, start: int) -> int:
 
 @pytest.mark.parametrize("mode", ["interactive", "throughput", "windowed"])
 def test_tokens_fed_while_the_loop_runs_are_taken_in_order(device, mode):
+    checked = 0
     for seed, at in ((4, 20), (9, 3), (21, 57)):
         feed = TokenFeed()
         seen: list = []
@@ -55,6 +56,8 @@ def test_tokens_fed_while_the_loop_runs_are_taken_in_order(device, mode):
         fed_at = find(tokens, FED, at)
         check_transcript(tokens, fed_at, seed)
         assert seen == tokens
+        checked += 1
+    assert checked >= 2, "the seeds ended by EOS before the feed: pick others"
 
 
 def test_tokens_fed_before_the_run_starts_come_first(device):

@@ -26,6 +26,7 @@ def uncancelled(backend: str, seed: int, mode: str) -> list:
 @pytest.mark.parametrize("mode", ["throughput", "interactive", "windowed"])
 def test_cancel_from_on_token_at_random_points_gives_a_prefix(device, mode):
     rng = random.Random(f"{device.backend}-{mode}")
+    checked = 0
     for _ in range(6):
         seed = rng.randrange(1 << 32)
         full = uncancelled(device, seed, mode)
@@ -51,8 +52,10 @@ def test_cancel_from_on_token_at_random_points_gives_a_prefix(device, mode):
         # No window is committed after the cancel, and the (at most two) windows in flight
         # stop at the first step that reads it: 0 when every step had run before the cancel.
         assert len(tokens) <= at + 2 * NO_EOS_INPUTS["window"]
+        checked += 1
         if tokens != full:  # (a cancel near the end may come after the run's own EOS)
             assert loop.stop_flag in (StopFlag.RUNNING, StopFlag.CANCELLED)
+    assert checked >= 3, "most seeds ended by EOS within 8 tokens: pick others"
 
 
 def test_handle_cancel_from_another_thread_stops_the_run(backend):
