@@ -28,13 +28,19 @@ def device_sampler(seed: int) -> CpuSampler:
     r = fc_lm_random(seed, position) % total (lm_kernels.inc, fc_lm_sample)."""
 
     def sample(counts: np.ndarray, position: int) -> int:
-        cumulative = np.cumsum(counts, dtype=np.uint64)
+        # u32 is exact: a context's counts sum to its total, a field below 2^(32 - bits) in
+        # the table; accumulating in the record's own dtype costs a third of np.cumsum's
+        # widening to 64 bits, and this runs once per token on the critical path
+        if counts.dtype == np.uint32:
+            cumulative = np.add.accumulate(counts, dtype=np.uint32)
+        else:  # counts from elsewhere (a test, a user's array): widen, never wrap
+            cumulative = np.cumsum(counts, dtype=np.uint64)
         total = int(cumulative[-1])
         if total == 0:
             raise ValueError(f"position {position}: the distribution is empty (all counts 0)")
         r = sample_random(seed, position) % total
         # the first token whose cumulative count exceeds r (it has a non-zero count)
-        return int(np.searchsorted(cumulative, r, side="right"))
+        return int(cumulative.searchsorted(r, side="right"))
 
     return sample
 

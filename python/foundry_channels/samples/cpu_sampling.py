@@ -24,17 +24,22 @@ Pad = Optional[Callable[[object], None]]
 
 
 class _Turn:
-    """One turn of the sample LM on `device`: the model, the decode state and a prompt."""
+    """One turn of the sample LM on `device`: the model, the decode state and a prompt. What
+    only kernels read or write lives in device-local (private) memory, as lm_load puts it:
+    the model, the state and the history (on a discrete GPU a read of shared memory crosses
+    the bus); the stop flag stays shared, the CPU reads it. `first` is the command buffer
+    that uploads the model; the loop encodes its prefill into it and commits it."""
 
     def __init__(self, device, prompt: Sequence[int], history: int, table) -> None:
         self.table = table or builtin_table()
         self.vocab = 1 << self.table.bits
         self.history_capacity = history
         self.queue = device.new_queue()
-        self.model = TensorArg.from_array(device, self.table.words)
-        self.state = TensorArg.zeros(device, "u32", (4,))
-        self.hist = TensorArg.zeros(device, "u32", (history,))
-        self.out = TensorArg.zeros(device, "u32", (1,))
+        self.first = self.queue.command_buffer()
+        self.model = TensorArg.upload_private(device, self.first, self.table.words)
+        self.state = TensorArg.zeros(device, "u32", (4,), storage="private")
+        self.hist = TensorArg.zeros(device, "u32", (history,), storage="private")
+        self.out = TensorArg.zeros(device, "u32", (1,), storage="private")
         self.stop = TensorArg.zeros(device, "u32", (1,))
         self.prompt = list(prompt)
         self._prompt_t = TensorArg.from_array(device, self.prompt or [0])
@@ -56,9 +61,11 @@ class _Turn:
 
 def per_step_sync(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequence[int],
                   *, max_tokens: int, eos: int = EOS_TOKEN, history: int = 65536,
-                  table=None, pad: Pad = None) -> list[int]:
+                  table=None, pad: Pad = None, replay: bool = False) -> list[int]:
     """The tokens of `max_tokens` steps (fewer at EOS) sampled by `sampler` on the CPU with a
-    synchronisation per step."""
+    synchronisation per step. Each step's command buffer is encoded in Python, as an engine
+    launching its kernels one by one does; with `replay` it is encoded once and replayed (a
+    CUDA graph launch per step), the cheapest way to launch a step."""
     turn = _Turn(device, prompt, history, table)
     vocab = turn.vocab
     counts = TensorArg.zeros(device, "u32", (1 + vocab,))
@@ -76,19 +83,32 @@ def per_step_sync(device, sampler: Callable[[np.ndarray, int], int], prompt: Seq
         if not cb.wait_until_completed(timeout=60):
             raise TimeoutError("a per-step command buffer did not finish within 60 s")
 
-    cb = turn.queue.command_buffer()
+    cb = turn.first
     turn.encode_prefill(cb)
     next_counts(cb)
     run(cb)
-    tokens: list[int] = []
-    for _ in range(max_tokens):
-        token_view[0] = sampler(counts_view[1:], int(counts_view[0]))
-        cb = turn.queue.command_buffer()
+    def encode_step(cb) -> None:
         if pad is not None:
             pad(cb)
         turn.encode_forced_step(cb, token, got, eos)
         next_counts(cb)
-        run(cb)
+
+    step = None
+    if replay:
+        cb = turn.queue.command_buffer()
+        encode_step(cb)
+        step = cb.to_window()  # encoded once; the command buffer itself is never committed
+    tokens: list[int] = []
+    for _ in range(max_tokens):
+        token_view[0] = sampler(counts_view[1:], int(counts_view[0]))
+        if step is not None:
+            cb = turn.queue.replay(step)
+            if not cb.wait_until_completed(timeout=60):
+                raise TimeoutError("a per-step command buffer did not finish within 60 s")
+        else:
+            cb = turn.queue.command_buffer()
+            encode_step(cb)
+            run(cb)
         if stop_view[0] != 0:
             break
         tokens.append(int(token_view[0]))
@@ -105,7 +125,7 @@ def in_flight(device, sampler: Callable[[np.ndarray, int], int], prompt: Sequenc
     turn = _Turn(device, prompt, history, table)
     stream = fc.ChannelU32(device, 1 << 16)
     host = HostSampler(device, turn.vocab, sampler)
-    cb = turn.queue.command_buffer()
+    cb = turn.first
     cb.channel_init(stream)
     host.encode_init(cb)
     turn.encode_prefill(cb)

@@ -105,6 +105,20 @@ class TensorArg:
         return cls(buffer, dtype, tuple(shape))
 
     @classmethod
+    def upload_private(cls, device, cb, array, dtype: str = "u32") -> "TensorArg":
+        """`array` copied into device-local (private) memory by a copy encoded into `cb`, for
+        data every step reads: on a discrete GPU each read of shared (host-mapped) memory
+        crosses the bus (~1 us, and a kernel's dependent reads pay it one after another).
+        The copy reads a shared staging buffer, which the command buffer keeps alive until
+        the copy is done."""
+        staging = cls.from_array(device, array, dtype)
+        tensor = cls(device.buffer(staging.nbytes, storage="private"), dtype, staging.shape)
+        words = staging.nbytes // 4  # buffer_copy_u32 copies words: every dtype is 4 bytes
+        cb.dispatch("buffer_copy_u32", words, source=staging.buffer,
+                    destination=tensor.buffer, words=words)
+        return tensor
+
+    @classmethod
     def from_array(cls, device, array, dtype: str = "u32") -> "TensorArg":
         data = np.ascontiguousarray(array, dtype=DTYPES[dtype])
         tensor = cls.zeros(device, dtype, data.shape or (1,))

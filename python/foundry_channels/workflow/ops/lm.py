@@ -47,13 +47,9 @@ def _table(vocabulary: str, order) -> NgramTable:
 def lm_load(ctx, args, step):
     """Builds the n-gram table of the shipped text and uploads it (once) into device-local
     memory: every decode step reads it, and on a discrete GPU a read of shared (host-mapped)
-    memory crosses the bus. The copy runs on the device from a shared staging buffer, which
-    the command buffer keeps alive until the copy is done."""
+    memory crosses the bus (TensorArg.upload_private)."""
     table = _table(args["vocabulary"], args["order"])
-    staging = TensorArg.from_array(ctx.device, table.words)
-    model = TensorArg(ctx.device.buffer(staging.nbytes, storage="private"), "u32", staging.shape)
-    ctx.command_buffer().dispatch("buffer_copy_u32", staging.numel, source=staging.buffer,
-                                  destination=model.buffer, words=staging.numel)
+    model = TensorArg.upload_private(ctx.device, ctx.command_buffer(), table.words)
     ctx.lm_tables[id(model.buffer)] = table
     return model
 

@@ -15,15 +15,12 @@ U32_1 = dict(dtype="u32", shape=(1,))
 @register_op("lm_vocabulary", output=ValueType("tensor", "u32"), category="setup")
 def lm_vocabulary(ctx, args, step):
     """Uploads the shipped BPE vocabulary (lm/vocab.py) once into device memory: every
-    detok_push reads it, and on a discrete GPU shared memory would cross the bus each step.
-    The copy runs on the device from a staging buffer the command buffer keeps alive."""
+    detok_push reads it, and on a discrete GPU shared memory would cross the bus each step
+    (TensorArg.upload_private)."""
     from ...lm.bpe import shipped_vocabulary  # needs `tokenizers`: imported on use
 
     vocabulary = shipped_vocabulary()
-    staging = TensorArg.from_array(ctx.device, vocabulary.words)
-    table = TensorArg(ctx.device.buffer(staging.nbytes, storage="private"), "u32", staging.shape)
-    ctx.command_buffer().dispatch("buffer_copy_u32", staging.numel, source=staging.buffer,
-                                  destination=table.buffer, words=staging.numel)
+    table = TensorArg.upload_private(ctx.device, ctx.command_buffer(), vocabulary.words)
     ctx.vocabularies[id(table.buffer)] = vocabulary
     return table
 
