@@ -14,6 +14,7 @@
 #include "cuda/cuda_device.hpp"
 #include "cuda/cuda_interop.hpp"
 #include "cuda_bench.hpp"
+#include "cuda_bench_host.cuh"
 #include "cuda/cuda_kernels.hpp"
 
 namespace fc::cuda_bench_kernels {
@@ -116,16 +117,8 @@ namespace fc::cuda {
 namespace {
 
 using namespace fc::cuda_bench_kernels;
-using clock_type = std::chrono::steady_clock;
-
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
-      .count();
-}
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw DeviceError(error_text(what, e));
-}
+using bench::check;
+using bench::now_ns;
 
 inline uint32_t cpu_load(const uint32_t* p) {
   return std::atomic_ref<uint32_t>(*const_cast<uint32_t*>(p)).load(std::memory_order_acquire);
@@ -151,12 +144,7 @@ struct Bench {
   std::shared_ptr<Buffer> shared(size_t bytes) { return device->new_buffer(bytes, Storage::Shared); }
   std::shared_ptr<Buffer> priv(size_t bytes) { return device->new_buffer(bytes, Storage::Private); }
   std::shared_ptr<ChannelU32> channel(uint32_t capacity) {
-    auto ch = std::make_shared<ChannelU32>(device, capacity);
-    auto cb = device->new_queue()->command_buffer();
-    ch->encode_init(*cb);
-    cb->commit();
-    cb->wait_until_completed(30.0);
-    return ch;
+    return bench::ready_channel<ChannelU32>(device, capacity);
   }
 };
 

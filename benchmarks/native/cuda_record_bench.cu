@@ -14,6 +14,7 @@
 #include "cuda/cuda_interop.hpp"
 #include "cuda/cuda_kernels.hpp"
 #include "cuda_bench.hpp"
+#include "cuda_bench_host.cuh"
 
 namespace fc::cuda_record_bench_kernels {
 #include "cuda/prelude_cuda.cuh"
@@ -76,23 +77,12 @@ __global__ void slot_pairs(uint* dst, const uint* src, uint words, uint threads)
 namespace fc::cuda {
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
-      .count();
-}
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw DeviceError(error_text(what, e));
-}
+using bench::check;
+using bench::now_ns;
 
 std::shared_ptr<RecordChannel> ready_channel(const std::shared_ptr<Device>& device,
                                              uint32_t capacity, uint64_t record_bytes) {
-  auto ch = std::make_shared<RecordChannel>(device, capacity, record_bytes);
-  auto cb = device->new_queue()->command_buffer();
-  ch->encode_init(*cb);
-  cb->commit();
-  cb->wait_until_completed(30.0);
-  return ch;
+  return bench::ready_channel<RecordChannel>(device, capacity, record_bytes);
 }
 
 // `enqueue()` captured once as a CUDA graph (as a decode window would hold its pushes), so the
