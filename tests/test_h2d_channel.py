@@ -152,8 +152,13 @@ def test_records_arrive_whole(device, dtype, shape, make):
 
 def test_push_many_of_ints(waiting_device):
     ch = ready_channel(waiting_device, capacity=16)
+    pushed = []
+    # The writer starts before the relay is committed: a commit may block until the kernel
+    # finishes (compute-sanitizer serialises launches), and the kernel waits for the writer.
+    writer = in_thread(lambda: pushed.append(ch.writer().push_many(range(100), timeout=60)))
     cb, sink, taken, _ = relay(ch, 100)
-    assert ch.writer().push_many(range(100), timeout=30) == 100
+    writer.join(90)
+    assert pushed == [100]
     assert ch.writer().push_many([], timeout=0) == 0
     assert cb.wait_until_completed(60)
     assert list(sink.reader().stream(timeout=10)) == list(range(100))
