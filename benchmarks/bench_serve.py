@@ -38,8 +38,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_load import (completion_body, run_rounds, run_workers, soak,  # noqa: E402
-                        soak_requests)
+from serve_load import (completion_body, run_client, run_rounds, run_workers,  # noqa: E402
+                        soak, soak_requests)
 
 from foundry_channels.serving import Engine  # noqa: E402
 from results_io import default_path, write_json  # noqa: E402
@@ -121,13 +121,13 @@ def in_process(device: str, n: int) -> dict:
 
 
 def over_http(server: Server, concurrency: int, n: int, max_seconds: float, burst: bool) -> dict:
-    asyncio.run(run_workers(server.url, bodies(server.model, concurrency), concurrency))  # warm
+    run_client(run_workers(server.url, bodies(server.model, concurrency), concurrency))  # warm
     start = time.perf_counter()
     if burst:
-        results, wall = asyncio.run(run_rounds(server.url, bodies(server.model, n, 1000),
+        results, wall = run_client(run_rounds(server.url, bodies(server.model, n, 1000),
                                                concurrency, deadline=start + max_seconds))
     else:
-        results = asyncio.run(run_workers(server.url, bodies(server.model, n, 1000), concurrency,
+        results = run_client(run_workers(server.url, bodies(server.model, n, 1000), concurrency,
                                           deadline=start + max_seconds))
         wall = time.perf_counter() - start
     done = [r for r in results if r is not None]
