@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Callable
 from .openai_chunks import CHAT, COMPACT, TEXT, ResponseShape, TokenLogprobs, usage_of
 from .openai_errors import OpenAIError, engine_refusal
 from .openai_schema import GenerationParams, parse_chat, parse_completion
-from .sse import data_event, event_stream_response
+from .sse import LastEvent, data_event, event_stream_response
 
 
 async def completions(request):
@@ -112,11 +112,11 @@ async def _chunks(engine_request, shape: ResponseShape, logprobs) -> AsyncIterat
             yield _event(OpenAIError(f"the generation ended early ({reason})", status=503,
                                      type="server_error").body())
             return
-        # The last chunk, the usage chunk and [DONE] leave in one send.
+        # The last chunk, the usage chunk, [DONE] and the end of the body leave in one write.
         tail = _event(shape.chunk("" if shape.kind == TEXT else None, None, reason))
         if shape.include_usage:
             tail += _event(shape.usage_chunk(usage_of(engine_request)))
-        yield tail + data_event("[DONE]")
+        yield LastEvent(tail + data_event("[DONE]"))
     except Exception as e:  # the status line is sent already: an error chunk, as OpenAI does
         yield _event(OpenAIError(f"{type(e).__name__}: {e}", status=500, type="server_error").body())
     finally:

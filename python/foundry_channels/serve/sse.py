@@ -60,9 +60,20 @@ def data_event(data: str) -> bytes:
     return b"data: " + data.encode() + b"\n\n"
 
 
+class LastEvent:
+    """Wraps the last event of a stream (bytes of whole events): it leaves in the same write
+    as the end of the response body, one socket write fewer per stream. Events yielded after
+    it are not sent."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 def event_stream_response(events: AsyncIterator[Any],
                           on_disconnect: Optional[Callable[[], None]] = None):
-    """A response streaming `events` (server_event's, or bytes of whole events);
+    """A response streaming `events` (server_event's, bytes of whole events, or a LastEvent);
     `on_disconnect()` runs when the client closes the connection before the stream ended (then
     `events` is closed: its `finally` runs)."""
     closed = None
@@ -70,9 +81,7 @@ def event_stream_response(events: AsyncIterator[Any],
         async def closed(_message) -> None:
             on_disconnect()
 
-    return _event_stream_class()(events, sep=SEPARATOR, ping=PING_SECONDS,
-                                 headers={"Cache-Control": "no-cache"},
-                                 client_close_handler_callable=closed)
+    return _event_stream_class()(events, closed)
 
 
 _EVENT_STREAM = None
@@ -95,12 +104,41 @@ def _define_event_stream():
     from sse_starlette import EventSourceResponse
     from sse_starlette.event import ServerSentEvent, ensure_bytes
 
+    # The headers EventSourceResponse.__init__ builds, built once: they are the same for every
+    # stream (its __init__ also makes an anyio lock per response that only its own ping task
+    # uses).
+    template = EventSourceResponse(iter(()), sep=SEPARATOR, ping=PING_SECONDS,
+                                   headers={"Cache-Control": "no-cache"})
+    raw_headers = list(template.raw_headers)
+
     class EventStream(EventSourceResponse):
         """EventSourceResponse served by the request's own task plus a disconnect listener
         (see the module docstring). HEAD and websocket scopes are sse-starlette's own."""
 
+        def __init__(self, events: AsyncIterator[Any], on_disconnect=None) -> None:
+            # What EventSourceResponse.__init__ sets for these arguments, less the per-stream
+            # header building (the headers are the template's) and the lock.
+            self.body_iterator = events
+            self.status_code = 200
+            self.media_type = template.media_type
+            self.background = None
+            self.data_sender_callable = None
+            self.send_timeout = None
+            self.sep = SEPARATOR
+            self.raw_headers = raw_headers
+            self.ping_interval = PING_SECONDS
+            self.ping_message_factory = None
+            self.client_close_handler_callable = on_disconnect
+            self._shutdown_event = None
+            self._shutdown_grace_period = 0
+            self._cleanup_timeout = template._cleanup_timeout
+            self.active = True
+
         async def __call__(self, scope, receive, send) -> None:
             if scope["type"] != "http" or scope["method"].upper() == "HEAD":
+                import anyio  # sse-starlette's own path (a websocket's denial, HEAD)
+
+                self._send_lock = anyio.Lock()
                 return await super().__call__(scope, receive, send)
             loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
@@ -109,6 +147,7 @@ def _define_event_stream():
             self._sending = False
             self._ping_task: Optional[asyncio.Task] = None
             self._ping_timer = None
+            self._body_ended = False
             await send({"type": "http.response.start", "status": self.status_code,
                         "headers": self.raw_headers})
             listener = loop.create_task(self._listen(receive))
@@ -130,7 +169,7 @@ def _define_event_stream():
                     self._ping_timer.cancel()
                 if self._ping_task is not None:
                     await asyncio.gather(self._ping_task, return_exceptions=True)
-            if self._ended_by != "disconnect":  # the client is there: end the body properly
+            if self._ended_by != "disconnect" and not self._body_ended:  # end the body properly
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             if self.background is not None:
                 await self.background()
@@ -139,8 +178,10 @@ def _define_event_stream():
             send, sep = self._send, self.sep
             try:
                 async for data in self.body_iterator:
-                    message = {"type": "http.response.body", "body": ensure_bytes(data, sep),
-                               "more_body": True}
+                    last = data.__class__ is LastEvent
+                    message = {"type": "http.response.body",
+                               "body": data.data if last else ensure_bytes(data, sep),
+                               "more_body": not last}
                     if self._ping_task is not None:  # a ping is being written: after it
                         await asyncio.gather(self._ping_task, return_exceptions=True)
                     self._sending = True
@@ -148,6 +189,9 @@ def _define_event_stream():
                         await send(message)
                     finally:
                         self._sending = False
+                    if last:
+                        self._body_ended = True
+                        return
             finally:
                 aclose = getattr(self.body_iterator, "aclose", None)
                 if aclose is not None:  # left early (cancelled): the source's finally runs
