@@ -21,12 +21,33 @@ from .openai_schema import GenerationParams, parse_chat, parse_completion
 from .sse import LastEvent, data_event, event_stream_response
 
 
-async def completions(request):
+class _Endpoint:
+    """A request handler as a plain ASGI app for Starlette's Route: the handler's response is
+    served directly, without Route's request_response() wrapper, whose exception handling
+    (for HTTPException, which these handlers never raise: they answer their errors themselves)
+    adds a coroutine around every send of the stream. Starlette's middleware (the 500 for an
+    unexpected exception) still wraps it."""
+
+    def __init__(self, handler: Callable[[Any], Any]) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope, receive, send) -> None:
+        from starlette.requests import Request
+
+        response = await self._handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+async def _completions(request):
     return await _serve(request, parse_completion, TEXT, prompt_field="prompt")
 
 
-async def chat_completions(request):
+async def _chat_completions(request):
     return await _serve(request, parse_chat, CHAT, prompt_field="messages")
+
+
+completions = _Endpoint(_completions)  # POST /v1/completions
+chat_completions = _Endpoint(_chat_completions)  # POST /v1/chat/completions
 
 
 async def models(request):
@@ -113,9 +134,9 @@ async def _chunks(engine_request, shape: ResponseShape, logprobs) -> AsyncIterat
                                      type="server_error").body())
             return
         # The last chunk, the usage chunk, [DONE] and the end of the body leave in one write.
-        tail = _event(shape.chunk("" if shape.kind == TEXT else None, None, reason))
+        tail = data_event(shape.finish_chunk_json(reason))
         if shape.include_usage:
-            tail += _event(shape.usage_chunk(usage_of(engine_request)))
+            tail += data_event(shape.usage_chunk_json(usage_of(engine_request)))
         yield LastEvent(tail + data_event("[DONE]"))
     except Exception as e:  # the status line is sent already: an error chunk, as OpenAI does
         yield _event(OpenAIError(f"{type(e).__name__}: {e}", status=500, type="server_error").body())

@@ -42,6 +42,8 @@ class EngineClosedError(DeviceClosedError):
 
 
 def _int_arg(name: str, value, low: int, high: int) -> int:
+    if value.__class__ is int and low <= value <= high:  # the usual case, before the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
     if not low <= int(value) <= high:
