@@ -86,8 +86,8 @@ class Connection:
             self._writer.close()
         self._reader = self._writer = None
 
-    async def _more(self, timeout: float) -> None:
-        data = await asyncio.wait_for(self._reader.read(65536), timeout)
+    async def _more(self) -> None:
+        data = await self._reader.read(65536)
         if not data:
             raise ConnectionError("the server closed the connection")
         self._buffer += data
@@ -103,12 +103,28 @@ class Connection:
                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n")
         result.started = time.perf_counter()
         self._writer.write(head.encode() + payload)
+        # One timer for the whole response (asyncio.wait_for around each read made a task per
+        # read): it cancels this task, and the cancellation becomes a TimeoutError here.
+        task = asyncio.current_task()
+        expired = []
+        timer = asyncio.get_running_loop().call_later(
+            timeout, lambda: (expired.append(True), task.cancel()))
         try:
-            keep_alive = await self._read_response(result, leave_after, timeout)
+            keep_alive = await self._read_response(result, leave_after)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            if hasattr(task, "uncancel"):  # Python >= 3.11 counts cancellations
+                task.uncancel()
+            result.error = f"TimeoutError: no complete response within {timeout} s"
+            self.close()
+            return result
         except Exception as e:  # noted on the result: the caller counts errors
             result.error = f"{type(e).__name__}: {e}"
             self.close()
             return result
+        finally:
+            timer.cancel()
         if result.left:
             self.close()
             return result
@@ -117,11 +133,10 @@ class Connection:
             self.close()
         return result
 
-    async def _read_response(self, result: StreamResult, leave_after: Optional[int],
-                             timeout: float) -> bool:
+    async def _read_response(self, result: StreamResult, leave_after: Optional[int]) -> bool:
         """Reads one response into `result`; True if the connection can be reused."""
         while (end := self._buffer.find(b"\r\n\r\n")) < 0:
-            await self._more(timeout)
+            await self._more()
         lines = self._buffer[:end].decode("latin-1").split("\r\n")
         self._buffer = self._buffer[end + 4:]
         result.status = int(lines[0].split(" ", 2)[1])
@@ -134,10 +149,10 @@ class Connection:
         if headers.get("transfer-encoding") == "chunked":
             while True:
                 while (eol := self._buffer.find(b"\r\n")) < 0:
-                    await self._more(timeout)
+                    await self._more()
                 size = int(self._buffer[:eol].split(b";", 1)[0], 16)
                 while len(self._buffer) < eol + 2 + size + 2:
-                    await self._more(timeout)
+                    await self._more()
                 data = self._buffer[eol + 2:eol + 2 + size]
                 self._buffer = self._buffer[eol + 2 + size + 2:]
                 if size == 0:  # the last chunk (no trailers are sent)
@@ -146,7 +161,7 @@ class Connection:
                     return False
         length = int(headers.get("content-length", "0"))
         while len(self._buffer) < length:
-            await self._more(timeout)
+            await self._more()
         data, self._buffer = self._buffer[:length], self._buffer[length:]
         events.feed(data)
         return keep_alive
