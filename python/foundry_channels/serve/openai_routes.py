@@ -119,27 +119,35 @@ def _event(data: Any) -> bytes:
 
 
 async def _chunks(engine_request, shape: ResponseShape, logprobs) -> AsyncIterator[bytes]:
+    # One chunk per piece, as the OpenAI API streams; chunks whose pieces were ready at the same
+    # time (the engine fed several, or the request has ended already) leave in one write.
+    ready = b""
     try:
         if shape.kind == CHAT:
-            yield _event(shape.role_chunk())
+            ready = _event(shape.role_chunk())
         async for piece in engine_request.stream():
             piece_logprobs = _logprobs_of(logprobs, piece)
             if piece_logprobs:
-                yield _event(shape.chunk(piece.text, piece_logprobs))
+                ready += _event(shape.chunk(piece.text, piece_logprobs))
             elif piece.text:
-                yield data_event(shape.text_chunk_json(piece.text))
+                ready += data_event(shape.text_chunk_json(piece.text))
+            if ready and not engine_request.ready:  # nothing more without waiting: send
+                yield ready
+                ready = b""
         reason = engine_request.finish_reason
         if reason not in ("stop", "length"):  # cancelled by the engine (it is closing)
-            yield _event(OpenAIError(f"the generation ended early ({reason})", status=503,
-                                     type="server_error").body())
+            yield ready + _event(OpenAIError(f"the generation ended early ({reason})",
+                                             status=503, type="server_error").body())
             return
-        # The last chunk, the usage chunk, [DONE] and the end of the body leave in one write.
-        tail = data_event(shape.finish_chunk_json(reason))
+        # The last chunk, the usage chunk, [DONE] and the end of the body leave in one write
+        # (with the text chunks that were ready with them).
+        tail = ready + data_event(shape.finish_chunk_json(reason))
         if shape.include_usage:
             tail += data_event(shape.usage_chunk_json(usage_of(engine_request)))
         yield LastEvent(tail + data_event("[DONE]"))
     except Exception as e:  # the status line is sent already: an error chunk, as OpenAI does
-        yield _event(OpenAIError(f"{type(e).__name__}: {e}", status=500, type="server_error").body())
+        yield ready + _event(OpenAIError(f"{type(e).__name__}: {e}", status=500,
+                                         type="server_error").body())
     finally:
         if engine_request.finish_reason is None:  # torn down before the end (disconnect)
             engine_request.cancel()
