@@ -2,7 +2,8 @@
 
 Every request asks for `--tokens` tokens (EOS may end one earlier: rates count the tokens
 delivered). Measured where a server would see them, by asyncio consumers (`async for piece in
-req.stream()`, one event loop, the process's one poller thread):
+req.stream()` without a timeout, as the server reads them: one event loop, woken through
+the engine's notify fd):
   - 1 stream, one request after another: first token (submit -> first piece in the consumer)
     and tokens/s of a request (its tokens over submit -> last piece);
   - 8 and 64 concurrent streams, submitted together: first token p50/p99 over every request
@@ -47,7 +48,7 @@ async def one_request(engine, i, tokens):
     start = time.perf_counter()
     request = engine.submit(PROMPTS[i % len(PROMPTS)], max_tokens=tokens, seed=i)
     first = None
-    async for piece in request.stream(timeout=60):
+    async for piece in request.stream():
         if first is None and len(piece.tokens):
             first = time.perf_counter() - start
     return first, time.perf_counter() - start, request.completion_tokens, request.first_token_s

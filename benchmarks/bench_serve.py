@@ -25,10 +25,10 @@ tokens (the sample model may end a text earlier: the table shows tokens per requ
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -38,8 +38,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from serve_load import (completion_body, run_rounds, run_workers, soak,  # noqa: E402
-                        soak_requests)
+from serve_load import (completion_body, run_client, run_rounds, run_workers,  # noqa: E402
+                        soak, soak_requests)
 
 from foundry_channels.serving import Engine  # noqa: E402
 from results_io import default_path, write_json  # noqa: E402
@@ -104,10 +104,14 @@ def bodies(model: str, n: int, first_seed: int = 0):
 
 
 def in_process(device: str, n: int) -> dict:
+    """One stream at a time in this process; tokens/s measured as for HTTP (all tokens over
+    the wall time of the requests run back to back)."""
     first, tokens = [], 0
     with Engine(device) as engine:
         for i in range(n + 5):
             start = time.perf_counter()
+            if i == 5:
+                began = start
             request = engine.submit(PROMPT, max_tokens=MAX_TOKENS, seed=i)
             got = None
             for piece in request.pieces(timeout=60):
@@ -116,28 +120,73 @@ def in_process(device: str, n: int) -> dict:
             if i >= 5:  # warm-up
                 first.append(got)
                 tokens += request.completion_tokens
+        wall = time.perf_counter() - began
     return {"first_token_p50_ms": pct(first, 50) * 1e3, "first_token_p99_ms": pct(first, 99) * 1e3,
-            "tokens_per_request": tokens / n, "requests": n}
+            "tokens_per_request": tokens / n, "requests": n, "tokens_per_s": tokens / wall,
+            "request_ms": wall / n * 1e3}
+
+
+def thread_cpu_s(pid: int) -> dict:
+    """CPU seconds of each thread of process `pid` (Linux /proc; {} elsewhere)."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[tid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return out
+
+
+class CpuMeter:
+    """CPU time per request while a phase runs: the server's event-loop thread (its main
+    thread), its other threads (the engine's driver, the device thread, the poller) and this
+    load-generating client."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.server = thread_cpu_s(pid)
+        self.client = resource.getrusage(resource.RUSAGE_SELF)
+
+    def per_request_us(self, requests: int) -> dict:
+        server, client = thread_cpu_s(self.pid), resource.getrusage(resource.RUSAGE_SELF)
+        if not server or not requests:
+            return {}
+        main = server.get(str(self.pid), 0.0) - self.server.get(str(self.pid), 0.0)
+        total = sum(v - self.server.get(k, 0.0) for k, v in server.items())
+        spent = (client.ru_utime + client.ru_stime) - (self.client.ru_utime + self.client.ru_stime)
+        return {"server_loop_us_per_request": main / requests * 1e6,
+                "server_other_threads_us_per_request": (total - main) / requests * 1e6,
+                "client_us_per_request": spent / requests * 1e6}
 
 
 def over_http(server: Server, concurrency: int, n: int, max_seconds: float, burst: bool) -> dict:
-    asyncio.run(run_workers(server.url, bodies(server.model, concurrency), concurrency))  # warm
+    run_client(run_workers(server.url, bodies(server.model, concurrency), concurrency))  # warm
+    meter = CpuMeter(server.process.pid)
     start = time.perf_counter()
     if burst:
-        results, wall = asyncio.run(run_rounds(server.url, bodies(server.model, n, 1000),
+        results, wall = run_client(run_rounds(server.url, bodies(server.model, n, 1000),
                                                concurrency, deadline=start + max_seconds))
     else:
-        results = asyncio.run(run_workers(server.url, bodies(server.model, n, 1000), concurrency,
+        results = run_client(run_workers(server.url, bodies(server.model, n, 1000), concurrency,
                                           deadline=start + max_seconds))
         wall = time.perf_counter() - start
     done = [r for r in results if r is not None]
     bad = [r for r in done if r.status != 200 or not r.done or r.error]
     firsts = [r.first_token_s for r in done if r.first_token_s is not None]
     tokens = sum(r.usage()["completion_tokens"] for r in done if r.usage())
+    text_events = sum(1 for r in done for c in r.chunks
+                      if c.get("choices") and c["choices"][0].get("text"))
     return {"concurrency": concurrency, "burst": burst, "requests": len(done), "errors": len(bad),
             "first_token_p50_ms": pct(firsts, 50) * 1e3, "first_token_p99_ms": pct(firsts, 99) * 1e3,
             "tokens_per_s": tokens / wall, "tokens_per_request": tokens / max(1, len(done)),
-            "seconds": wall}
+            "text_events_per_request": text_events / max(1, len(done)),
+            "seconds": wall, **meter.per_request_us(len(done))}
 
 
 def run_soak(server: Server, device: str, n: int, max_seconds: float) -> dict:
@@ -174,7 +223,7 @@ def main() -> int:
     rows = []
     if "latency" in args.only:
         out["in_process"] = in_process(args.device, n)
-        rows.append(("in-process, 1 stream", out["in_process"], None))
+        rows.append(("in-process, 1 stream", out["in_process"], out["in_process"]["tokens_per_s"]))
     server = Server(args.device)
     try:
         if "latency" in args.only or "concurrency" in args.only:
@@ -196,11 +245,23 @@ def main() -> int:
 
     print(f"bench_serve on {args.device} ({out['machine']}, {out['cpus']} cpus), "
           f"max_tokens {MAX_TOKENS}")
-    print(f"{'':24} {'requests':>8} {'ttft p50 ms':>12} {'ttft p99 ms':>12} {'tok/req':>8} {'tok/s':>10}")
+    print(f"{'':24} {'requests':>8} {'ttft p50 ms':>12} {'ttft p99 ms':>12} {'tok/req':>8} "
+          f"{'tok/s':>10} {'events/req':>10} {'loop us/req':>11} {'other us/req':>12} "
+          f"{'client us/req':>13}")
+
+    def cell(r, key, width, fmt):
+        return f"{r[key]:{width}{fmt}}" if key in r else " " * width
+
     for name, r, rate in rows:
         print(f"{name:24} {r['requests']:8d} {r['first_token_p50_ms']:12.2f} "
               f"{r['first_token_p99_ms']:12.2f} {r['tokens_per_request']:8.1f} "
-              f"{'' if rate is None else f'{rate:10.0f}'}")
+              f"{'' if rate is None else f'{rate:10.0f}'} "
+              f"{cell(r, 'text_events_per_request', 10, '.1f')} "
+              f"{cell(r, 'server_loop_us_per_request', 11, '.0f')} "
+              f"{cell(r, 'server_other_threads_us_per_request', 12, '.0f')} "
+              f"{cell(r, 'client_us_per_request', 13, '.0f')}")
+    print("(loop: the server's event-loop thread; other: its engine driver, device and poller "
+          "threads; client: this load generator, on the same machine)")
     if "in_process" in out and "http_1" in out:
         out["http_minus_in_process_ms"] = (out["http_1"]["first_token_p50_ms"]
                                            - out["in_process"]["first_token_p50_ms"])

@@ -363,12 +363,20 @@ def test_a_chat_replays_the_multi_turn_sample_turn_by_turn(client, model):
 
 @pytest.mark.parametrize("kind", ["text", "chat"])
 @pytest.mark.parametrize("include_usage", [False, True])
-def test_a_text_chunk_from_the_template_is_the_chunk_encoded(kind, include_usage):
+def test_chunks_from_the_templates_are_the_chunks_encoded(kind, include_usage):
     from foundry_channels.serve.openai_chunks import COMPACT, ResponseShape
 
-    shape = ResponseShape(kind, "m", include_usage)
-    for text in ("plain", 'quo"te\\', "line\nbreak", "Größe ✓ \U0001f600", "", "\ufdd0"):
-        assert shape.text_chunk_json(text) == json.dumps(shape.chunk(text), separators=COMPACT)
+    for model in ("m", 'a "quoted" model ✓'):
+        shape = ResponseShape(kind, model, include_usage)
+        for text in ("plain", 'quo"te\\', "line\nbreak", "Größe ✓ \U0001f600", "", "\ufdd0"):
+            assert shape.text_chunk_json(text) == json.dumps(shape.chunk(text), separators=COMPACT)
+        for reason in ("stop", "length"):
+            last = shape.chunk("" if kind == "text" else None, None, reason)
+            assert shape.finish_chunk_json(reason) == json.dumps(last, separators=COMPACT)
+        usage = {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+        assert shape.usage_chunk_json(usage) == json.dumps(shape.usage_chunk(usage),
+                                                           separators=COMPACT)
+    assert ResponseShape(kind, "m").id != ResponseShape(kind, "m").id  # each response its own
 
 
 def test_default_app_runs_one_engine_from_startup_to_shutdown(monkeypatch):

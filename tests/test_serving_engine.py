@@ -456,3 +456,19 @@ def test_interpreter_exits_with_an_engine_running():
             "print('ok')\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_ready_says_whether_the_next_piece_needs_a_wait(cpu_device):
+    with Engine(cpu_device, lanes=1, window=2) as engine:
+        busy_device(cpu_device)  # the request cannot run yet
+        request = engine.submit("We hold", max_tokens=30, seed=4)
+        assert not request.ready  # nothing generated: the next piece needs a wait
+        pieces = request.pieces(timeout=30)
+        first = next(pieces)
+        while request._stream.finish_reason is None:  # let it finish without reading
+            time.sleep(0.001)
+        assert request.ready  # the rest (and the end) can be had at once
+        rest = list(pieces)
+        assert request.ready and request.finish_reason is not None  # ended: ready stays
+        tokens = [int(t) for p in [first] + rest for t in p.tokens]
+        assert tokens == expected(encode_prompt("We hold"), 4, 30).tokens

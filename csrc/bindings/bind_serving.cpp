@@ -145,6 +145,10 @@ void bind_serving(py::module_& m) {
           py::arg("prompt"), py::arg("max_tokens"), py::arg("seed"), py::arg("logprobs"),
           py::arg("stop_sequences"))
       .def("cancel", &ServingEngine::cancel, py::arg("stream"))
+      .def("set_notify_fd", &ServingEngine::set_notify_fd, py::arg("fd"),
+           "The eventfd an event loop awaits its streams on (-1: none); the caller owns it.")
+      .def("arm_notify", &ServingEngine::arm_notify,
+           "One write to the notify fd after the next change a stream's reader can see.")
       .def(
           "close",
           [](ServingEngine& e) {

@@ -11,6 +11,7 @@
 
 #if defined(__linux__)
 #include <pthread.h>
+#include <unistd.h>
 #endif
 
 #include "channel/reader.hpp"
@@ -201,13 +202,38 @@ std::shared_ptr<RequestStream> ServingEngine::submit(SubmitRequest r) {
 
 void ServingEngine::cancel(RequestStream& stream) {
   int lane = -1;
-  if (!stream.cancel(lane) || lane < 0) return;  // ended, or still queued: admit skips it
+  const bool was_running = stream.cancel(lane);
+  if (was_running) notify_loop();  // an awaiting reader sees the end at once
+  if (!was_running || lane < 0) return;  // ended, or still queued: admit skips it
   // The lane's next step reads the word (lm_lanes_step) and stops the lane if it still runs
   // this request; a lane that moved on to another request has another generation. Release:
   // as the other CPU-written words the device reads (docs/protocol.md, "Control block"); the
   // value itself is all the device needs.
   atomic_word::store_release(static_cast<uint32_t*>(cancel_->host_ptr()) + lane,
                              stream.generation());
+}
+
+void ServingEngine::set_notify_fd(int fd) {
+  std::lock_guard lock(notify_mutex_);
+  notify_fd_ = fd;
+  notify_armed_ = false;
+}
+
+void ServingEngine::arm_notify() {
+  std::lock_guard lock(notify_mutex_);
+  notify_armed_ = notify_fd_ >= 0;
+}
+
+void ServingEngine::notify_loop() {
+  std::lock_guard lock(notify_mutex_);
+  if (!notify_armed_) return;
+  notify_armed_ = false;
+#if defined(__linux__)
+  const uint64_t one = 1;
+  // An eventfd write only fails when the counter would overflow (it is read at every wake):
+  // the reader is awake then anyway.
+  [[maybe_unused]] const ssize_t written = ::write(notify_fd_, &one, sizeof one);
+#endif
 }
 
 void ServingEngine::close() {
@@ -430,6 +456,7 @@ void ServingEngine::demux(const uint32_t* items, size_t n) {
   EngineCounters::add(counters_.items, n);
   EngineCounters::add(counters_.batches);
   wake_signal().notify();  // the poller, for every awaited stream this batch fed
+  notify_loop();           // an event loop awaiting its streams through the notify fd
 }
 
 void ServingEngine::end_lane(uint32_t lane, uint32_t reason) {
@@ -462,6 +489,7 @@ void ServingEngine::fail_all(FinishReason reason, const std::string& message) {
   EngineCounters::set(counters_.active_lanes, 0);
   EngineCounters::set(counters_.queued, 0);
   wake_signal().notify();
+  notify_loop();
 }
 
 }  // namespace fc

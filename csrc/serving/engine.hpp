@@ -117,6 +117,15 @@ class ServingEngine {
 
   EngineStats stats() const { return counters_.snapshot(); }
 
+  // ---- one event loop awaiting its streams (serving/loop_notifier.py) --------------------
+  // `fd`: an eventfd the caller owns, or -1 (none). Once set_notify_fd(-1) returned, nothing
+  // writes to the previous fd any more (the caller may close it).
+  void set_notify_fd(int fd);
+  // Asks for one write to the notify fd after the next change a stream's reader can see (a
+  // batch of tokens published, a stream ended or cancelled). A reader arms, then checks its
+  // streams: a change before the arm is seen by the check, a change after it writes the fd.
+  void arm_notify();
+
  private:
   struct Lane {
     std::shared_ptr<RequestStream> stream;  // null when free
@@ -139,6 +148,8 @@ class ServingEngine {
   void demux(const uint32_t* items, size_t n);
   void end_lane(uint32_t lane, uint32_t reason);
   void fail_all(FinishReason reason, const std::string& message);
+  // After a change a reader can see: writes the notify fd if armed (and disarms).
+  void notify_loop();
 
   std::shared_ptr<Device> device_;
   EngineConfig config_;
@@ -170,6 +181,14 @@ class ServingEngine {
   std::string failure_;
   uint32_t next_generation_ = 1;
   uint64_t next_id_ = 1;
+
+  // The notify fd (notify_mutex_). A mutex, not atomics: taken once per published batch, and
+  // it orders "publish, then look at the arm" against "arm, then look at the streams" (either
+  // the driver's lock comes after the reader's arm and it writes, or the publish happened
+  // before the reader's lock and its check sees it).
+  std::mutex notify_mutex_;
+  int notify_fd_ = -1;
+  bool notify_armed_ = false;
 
   std::atomic<bool> closing_{false};
   EngineCounters counters_;

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, AsyncIterator, Callable, Dict, Mapping
 
-from .sse import event_stream_response, require_starlette, server_event
+from .sse import LastEvent, event_stream_response, require_starlette, server_event
 
 GenerateFn = Callable[[Dict[str, Any]], AsyncIterator[Any]]
 
@@ -80,7 +80,7 @@ async def _events(chunks: AsyncIterator[Any]):
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:  # a disconnect closes this generator: close the source too
             await aclose()
-    yield server_event(json.dumps(summary), "done")
+    yield LastEvent(server_event(json.dumps(summary), "done").encode())  # with the body's end
 
 
 def _text_event(chunk: Any) -> Dict[str, Any]:

@@ -9,15 +9,22 @@ the role, the last an empty delta with the finish_reason). With
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import secrets
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 TEXT = "text"
 CHAT = "chat"
 COMPACT = (",", ":")  # JSON separators: no spaces, as the OpenAI API sends
-_MARK = "\ufdd0text\ufdd0"  # a placeholder no text holds (noncharacters)
+
+
+def _mark(name: str) -> str:
+    return f"\ufdd0{name}\ufdd0"  # a placeholder no text holds (noncharacters)
+
+
+_ID, _CREATED, _VALUE = _mark("id"), _mark("created"), _mark("value")
 
 
 def usage_of(request: Any) -> Dict[str, int]:
@@ -26,16 +33,48 @@ def usage_of(request: Any) -> Dict[str, int]:
             "total_tokens": prompt + completion}
 
 
+class _Template:
+    """A chunk's JSON encoded once with placeholders for the id, the created time and one
+    value, split around them: filling it in is a few string joins, not a dict and a
+    json.dumps per chunk. The parts are cached per (kind, model, include_usage)."""
+
+    def __init__(self, sample: Dict[str, Any]) -> None:
+        encoded = json.dumps(sample, separators=COMPACT)
+        head, rest = encoded.split(json.dumps(_ID))
+        middle, rest = rest.split(json.dumps(_CREATED))
+        self.parts = (head, middle) + tuple(rest.split(json.dumps(_VALUE)))
+        assert len(self.parts) == 4, "one id, one created time and one value"
+
+    def filled(self, id_json: str, created: str) -> Tuple[str, str]:
+        """(the JSON up to the value, the JSON after it) for one response."""
+        head, middle, before, after = self.parts
+        return head + id_json + middle + created + before, after
+
+
+@functools.lru_cache(maxsize=64)
+def _templates(kind: str, model: str, include_usage: bool) -> Dict[str, _Template]:
+    shape = ResponseShape.__new__(ResponseShape)
+    shape.kind, shape.model, shape.include_usage = kind, model, include_usage
+    shape.id, shape.created = _ID, _CREATED
+    return {"text": _Template(shape.chunk(_VALUE)),
+            "finish": _Template(shape.chunk("" if kind == TEXT else None, None, _VALUE)),
+            "usage": _Template(shape.usage_chunk(_VALUE))}
+
+
 class ResponseShape:
-    """id, created and model of one response, and the dicts it is sent as."""
+    """id, created and model of one response, and the dicts it is sent as (the stream's text,
+    last and usage chunks as JSON from templates: text_chunk_json, finish_chunk_json,
+    usage_chunk_json)."""
 
     def __init__(self, kind: str, model: str, include_usage: bool = False) -> None:
         self.kind, self.model, self.include_usage = kind, model, include_usage
         self.id = ("cmpl-" if kind == TEXT else "chatcmpl-") + secrets.token_hex(12)
         self.created = int(time.time())
-        # A text chunk without logprobs is the same JSON but for its text: encoded once with a
-        # placeholder, then joined around each text (a chunk per piece, no dict per piece).
-        self._text_json = json.dumps(self.chunk(_MARK), separators=COMPACT).split(json.dumps(_MARK))
+        self._templates = _templates(kind, model, include_usage)
+        self._text_json = self._filled("text")
+
+    def _filled(self, name: str) -> Tuple[str, str]:
+        return self._templates[name].filled(json.dumps(self.id), str(self.created))
 
     def _head(self, object_name: str) -> Dict[str, Any]:
         return {"id": self.id, "object": object_name, "created": self.created,
@@ -62,6 +101,17 @@ class ResponseShape:
         """json.dumps(self.chunk(text), separators=COMPACT), faster."""
         head, tail = self._text_json
         return head + json.dumps(text) + tail
+
+    def finish_chunk_json(self, finish_reason: str) -> str:
+        """json.dumps(self.chunk(<no text>, None, finish_reason), separators=COMPACT), faster:
+        the stream's last chunk."""
+        head, tail = self._filled("finish")
+        return head + json.dumps(finish_reason) + tail
+
+    def usage_chunk_json(self, usage: Dict[str, int]) -> str:
+        """json.dumps(self.usage_chunk(usage), separators=COMPACT), faster."""
+        head, tail = self._filled("usage")
+        return head + json.dumps(usage, separators=COMPACT) + tail
 
     def role_chunk(self) -> Dict[str, Any]:
         """Chat's first chunk: the role, before any text."""

@@ -18,15 +18,36 @@ from typing import Any, AsyncIterator, Callable
 from .openai_chunks import CHAT, COMPACT, TEXT, ResponseShape, TokenLogprobs, usage_of
 from .openai_errors import OpenAIError, engine_refusal
 from .openai_schema import GenerationParams, parse_chat, parse_completion
-from .sse import data_event, event_stream_response
+from .sse import LastEvent, data_event, event_stream_response
 
 
-async def completions(request):
+class _Endpoint:
+    """A request handler as a plain ASGI app for Starlette's Route: the handler's response is
+    served directly, without Route's request_response() wrapper, whose exception handling
+    (for HTTPException, which these handlers never raise: they answer their errors themselves)
+    adds a coroutine around every send of the stream. Starlette's middleware (the 500 for an
+    unexpected exception) still wraps it."""
+
+    def __init__(self, handler: Callable[[Any], Any]) -> None:
+        self._handler = handler
+
+    async def __call__(self, scope, receive, send) -> None:
+        from starlette.requests import Request
+
+        response = await self._handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+async def _completions(request):
     return await _serve(request, parse_completion, TEXT, prompt_field="prompt")
 
 
-async def chat_completions(request):
+async def _chat_completions(request):
     return await _serve(request, parse_chat, CHAT, prompt_field="messages")
+
+
+completions = _Endpoint(_completions)  # POST /v1/completions
+chat_completions = _Endpoint(_chat_completions)  # POST /v1/chat/completions
 
 
 async def models(request):
@@ -98,27 +119,35 @@ def _event(data: Any) -> bytes:
 
 
 async def _chunks(engine_request, shape: ResponseShape, logprobs) -> AsyncIterator[bytes]:
+    # One chunk per piece, as the OpenAI API streams; chunks whose pieces were ready at the same
+    # time (the engine fed several, or the request has ended already) leave in one write.
+    ready = b""
     try:
         if shape.kind == CHAT:
-            yield _event(shape.role_chunk())
+            ready = _event(shape.role_chunk())
         async for piece in engine_request.stream():
             piece_logprobs = _logprobs_of(logprobs, piece)
             if piece_logprobs:
-                yield _event(shape.chunk(piece.text, piece_logprobs))
+                ready += _event(shape.chunk(piece.text, piece_logprobs))
             elif piece.text:
-                yield data_event(shape.text_chunk_json(piece.text))
+                ready += data_event(shape.text_chunk_json(piece.text))
+            if ready and not engine_request.ready:  # nothing more without waiting: send
+                yield ready
+                ready = b""
         reason = engine_request.finish_reason
         if reason not in ("stop", "length"):  # cancelled by the engine (it is closing)
-            yield _event(OpenAIError(f"the generation ended early ({reason})", status=503,
-                                     type="server_error").body())
+            yield ready + _event(OpenAIError(f"the generation ended early ({reason})",
+                                             status=503, type="server_error").body())
             return
-        # The last chunk, the usage chunk and [DONE] leave in one send.
-        tail = _event(shape.chunk("" if shape.kind == TEXT else None, None, reason))
+        # The last chunk, the usage chunk, [DONE] and the end of the body leave in one write
+        # (with the text chunks that were ready with them).
+        tail = ready + data_event(shape.finish_chunk_json(reason))
         if shape.include_usage:
-            tail += _event(shape.usage_chunk(usage_of(engine_request)))
-        yield tail + data_event("[DONE]")
+            tail += data_event(shape.usage_chunk_json(usage_of(engine_request)))
+        yield LastEvent(tail + data_event("[DONE]"))
     except Exception as e:  # the status line is sent already: an error chunk, as OpenAI does
-        yield _event(OpenAIError(f"{type(e).__name__}: {e}", status=500, type="server_error").body())
+        yield ready + _event(OpenAIError(f"{type(e).__name__}: {e}", status=500,
+                                         type="server_error").body())
     finally:
         if engine_request.finish_reason is None:  # torn down before the end (disconnect)
             engine_request.cancel()

@@ -27,6 +27,7 @@ from .._core import (
     _EngineCore,
     lane_layout,
 )
+from .loop_notifier import EngineNotifiers
 from .request import Request
 from .text import TextAssembler
 from .vocabulary import load_vocabulary
@@ -42,6 +43,8 @@ class EngineClosedError(DeviceClosedError):
 
 
 def _int_arg(name: str, value, low: int, high: int) -> int:
+    if value.__class__ is int and low <= value <= high:  # the usual case, before the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer, got {type(value).__name__}")
     if not low <= int(value) <= high:
@@ -75,6 +78,7 @@ class Engine:
                 self.device.close()
             raise
         self._close_lock = threading.Lock()
+        self._notifiers = EngineNotifiers(self._core)  # how event loops await the streams
 
     @property
     def lanes(self) -> int:
@@ -168,6 +172,7 @@ class Engine:
         decode loop, and closes the device if the engine opened it. Idempotent."""
         with self._close_lock:
             self._core.close()
+            self._notifiers.close()
             if self._owns_device and not self.device.closed:
                 self.device.close()
 

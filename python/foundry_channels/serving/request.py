@@ -52,6 +52,13 @@ class Request:
         """Seconds from submit() to the engine's first sight of a token (None before)."""
         return self._stream.first_token_s
 
+    @property
+    def ready(self) -> bool:
+        """True when the next piece, or the end of the iteration, can be had without waiting
+        (a server sends what is ready together: one write for several pieces)."""
+        stream = self._stream
+        return self._done or stream.unread != 0 or stream.exhausted
+
     def cancel(self) -> None:
         """Stops the request: thread-safe, idempotent. Nothing the device makes after this call
         is delivered; the lane stops on the device at the next window boundary."""
@@ -73,18 +80,28 @@ class Request:
                     raise self._timeout(timeout)
 
     async def stream(self, timeout: Optional[float] = None) -> AsyncIterator[Piece]:
-        """The pieces as they arrive, awaited through the process's poller thread (no thread
-        per request, no Python sleeps)."""
+        """The pieces as they arrive, awaited through the engine's notify fd (loop_notifier.py:
+        one fd wake-up for every stream a batch fed) or, with a timeout or from a second
+        event loop, through the process's poller thread (no thread per request, no Python
+        sleeps either way)."""
         from .._reader_async import wait_ready
 
         stream = self._stream
+
+        def ready() -> bool:
+            return stream.unread != 0 or stream.exhausted
+
+        notifier = self._engine._notifiers.for_running_loop() if timeout is None else None
         with self._reading():
             while not self._done:
                 piece = self._next_piece()
                 if piece is not None:
                     yield piece
-                elif not self._done and not await wait_ready(
-                        stream, lambda: stream.unread != 0 or stream.exhausted, timeout):
+                elif self._done:
+                    break
+                elif notifier is not None:
+                    await notifier.wait(self, ready)
+                elif not await wait_ready(stream, ready, timeout):
                     raise self._timeout(timeout)
 
     def text(self, timeout: Optional[float] = None) -> str:

@@ -96,10 +96,16 @@ class TextAssembler:
 
     def feed(self, tokens: np.ndarray, logprobs: Optional[np.ndarray]) -> Optional[Piece]:
         data, ends = self._vocabulary.join(tokens)
-        self._tokens = np.concatenate((self._tokens, tokens))
-        if self._values is not None:
-            self._values = np.concatenate((self._values, logprobs))
-        self._ends = np.concatenate((self._ends, ends + self._received))
+        if len(self._tokens):  # tokens held back from the last piece come first
+            self._tokens = np.concatenate((self._tokens, tokens))
+            if self._values is not None:
+                self._values = np.concatenate((self._values, logprobs))
+            self._ends = np.concatenate((self._ends, ends + self._received))
+        else:  # the usual case: everything so far was released
+            self._tokens = tokens
+            if self._values is not None:
+                self._values = logprobs
+            self._ends = ends + self._received
         self._received += len(data)
         released = self._filter.feed(data)
         text = self._decoder.feed_bytes(released)
