@@ -11,16 +11,19 @@
 #include "cuda/cuda_device.hpp"
 #include "device/device.hpp"
 
+// Internal linkage, as when each file had its own copy: nothing here may become an exported
+// symbol of _core (test_reliability_core checks the module exports only its entry point).
 namespace fc::cuda::bench {
+namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-inline int64_t now_ns() {
+int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch())
       .count();
 }
 
-inline void check(cudaError_t e, const char* what) {
+void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw DeviceError(error_text(what, e));
 }
 
@@ -36,4 +39,5 @@ std::shared_ptr<Channel> ready_channel(const std::shared_ptr<Device>& device, Ar
   return ch;
 }
 
+}  // namespace
 }  // namespace fc::cuda::bench
