@@ -437,3 +437,63 @@ def test_launch_and_drain_without_done_drains_what_is_visible(cpu_device):
     assert r.delivered == 0 and r.first_token_s is None
     with pytest.raises(ValueError):
         fc.launch_and_drain(lambda i: None, reader, -1)
+
+
+def slow_push_launcher(device, ch, per_launch=1, device_ns=300_000):
+    """launch(i): a command buffer that works `device_ns` on the device, then pushes
+    `per_launch` tokens; records how many tokens the loop had delivered when it launched i."""
+    queue = device.new_queue()
+    state = {"got": [], "at_launch": [], "last": None}
+
+    def launch(i):
+        state["at_launch"].append(len(state["got"]))
+        cb = queue.command_buffer()
+        cb.dispatch("spin_ns", 1, ns=device_ns)
+        for k in range(per_launch):
+            cb.channel_push(ch, i * per_launch + k)
+        cb.commit()
+        state["last"] = cb
+
+    return launch, state
+
+
+@pytest.mark.parametrize("ahead, per_launch", [(1, 1), (2, 1), (3, 2)])
+def test_launch_and_drain_keeps_at_most_ahead_launches_in_flight(cpu_device, ahead, per_launch):
+    # Launch i waits until the tokens of all but `ahead - 1` earlier launches were drained: the
+    # device work takes 0.3 ms a launch and a commit microseconds, so without the bound the
+    # loop would have launched far ahead of the tokens.
+    ch = make_channel(cpu_device, 1024)
+    reader = ch.reader()
+    launch, state = slow_push_launcher(cpu_device, ch, per_launch)
+    steps = 12
+    r = fc.launch_and_drain(launch, reader, steps, lambda t: state["got"].extend(t.tolist()),
+                            done=lambda: state["last"].status == "completed", ahead=ahead,
+                            tokens_per_launch=per_launch)
+    assert state["got"] == list(range(steps * per_launch)) and r.delivered == steps * per_launch
+    assert not r.bound_dropped
+    for i, seen in enumerate(state["at_launch"]):
+        assert i - seen // per_launch < ahead, (i, seen, state["at_launch"])
+
+
+def test_launch_and_drain_drops_the_bound_when_launches_push_nothing(cpu_device):
+    # Launches that push fewer tokens than counted cannot hang the loop: after `stall_s` with
+    # no token it launches freely (and says so).
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader()
+    launched = []
+    r = fc.launch_and_drain(launched.append, reader, 6, ahead=2, stall_s=0.01)
+    assert launched == list(range(6)) and r.delivered == 0 and r.bound_dropped
+    r = fc.launch_and_drain(launched.append, reader, 3, ahead=None)
+    assert r.delivered == 0 and not r.bound_dropped
+
+
+@pytest.mark.parametrize("kwargs, name", [({"ahead": 0}, "ahead"), ({"batch": 0}, "batch"),
+                                          ({"tokens_per_launch": 0}, "tokens_per_launch"),
+                                          ({"stall_s": 0}, "stall_s"),
+                                          ({"wait_slice_s": -1}, "wait_slice_s")])
+def test_launch_and_drain_refuses_bad_arguments_before_launching(cpu_device, kwargs, name):
+    reader = make_channel(cpu_device, 64).reader()
+    launched = []
+    with pytest.raises(ValueError, match=name):
+        fc.launch_and_drain(launched.append, reader, 3, **kwargs)
+    assert launched == []

@@ -106,7 +106,8 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
   if (samples_ >= 3) {
     const auto due = last_arrival_ + to_ns(mean_gap_ns_);
     const ns spread = to_ns(3 * jitter_ns_);
-    auto early = due - spread - to_ns(oversleep_ns_) - kPredictMargin;
+    const ns oversleep = oversleep_margin();
+    auto early = due - spread - oversleep - kPredictMargin;
     // The latest the item is expected: a waiter the poller hands this wait over to waits
     // until then (sleeping past the spin window below; a commit still wakes it).
     const auto expected_by = due + spread + kPredictLate;
@@ -115,7 +116,7 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
     const ns budget = std::min<ns>(
         std::max<ns>(to_ns(mean_gap_ns_ * share), 2 * kPredictMargin), kPredictMaxWindow);
     if (late - early > budget) {  // too much jitter to spin through: centre a budget on `due`
-      early = due - budget / 2 - to_ns(oversleep_ns_);
+      early = due - budget / 2 - oversleep;
       late = due + budget / 2;
     }
     if (now < early) return {IdlePlan::Action::Sleep, early, true, expected_by};
@@ -180,6 +181,7 @@ bool WaitStrategy::take_handover(clock::time_point now) {
                                           0.0, static_cast<double>(kHandoverLeadMax.count()));
     handover_lag_dev_ns_ += kAlpha * (std::fabs(lag - handover_lag_ns_) - handover_lag_dev_ns_);
     handover_lag_ns_ += kAlpha * (lag - handover_lag_ns_);
+    handover_lag_peak_ns_ = std::max(lag, handover_lag_peak_ns_ * kPeakDecay);
   }
   handover_until_ = {};
   return taken;
@@ -188,6 +190,7 @@ bool WaitStrategy::take_handover(clock::time_point now) {
 void WaitStrategy::slept(clock::time_point planned, clock::time_point woke) {
   const double over = std::clamp<double>(static_cast<double>(ns(woke - planned).count()), 0.0,
                                          500'000.0);
+  oversleep_dev_ns_ += kAlpha * (std::fabs(over - oversleep_ns_) - oversleep_dev_ns_);
   oversleep_ns_ += kAlpha * (over - oversleep_ns_);
 }
 

@@ -86,10 +86,21 @@ class WaitStrategy {
   // take it up. Once; a hand-over nobody took up within kHandoverStale (a cancelled await) is
   // forgotten.
   bool take_handover(clock::time_point now);
-  // How long before a predicted window opens the poller hands its wait over: the learnt
-  // take-up lag plus three times its mean deviation, at most kHandoverLeadMax.
+  // How long before a predicted window opens the poller hands its wait over: enough for the
+  // waiter's slow take-ups, not its average one (a take-up that comes after the item lands
+  // costs the item the whole take-up): the larger of the learnt lag plus three times its mean
+  // deviation and the recent peak lag (which decays by kPeakDecay per take-up), at most
+  // kHandoverLeadMax.
   ns handover_lead() const {
-    return std::min<ns>(to_ns_(handover_lag_ns_ + 3 * handover_lag_dev_ns_), kHandoverLeadMax);
+    return std::min<ns>(
+        to_ns_(std::max(handover_lag_ns_ + 3 * handover_lag_dev_ns_, handover_lag_peak_ns_)),
+        kHandoverLeadMax);
+  }
+  // How early a predicted sleep ends, for the timed wake-up's lateness: the learnt mean
+  // overshoot plus three times its mean deviation (a wake-up that is late by its tail, not by
+  // its mean, still comes before the window opens), at most kOversleepMarginMax.
+  ns oversleep_margin() const {
+    return std::min<ns>(to_ns_(oversleep_ns_ + 3 * oversleep_dev_ns_), kOversleepMarginMax);
   }
 
   // What the adaptive strategy learnt (tests, benchmarks): seconds; 0 while unknown.
@@ -112,7 +123,12 @@ class WaitStrategy {
   static constexpr ns kPredictLate{50'000};         // ... and spin until this much after it
   static constexpr ns kPredictMaxWindow{300'000};   // the longest predicted spin
   static constexpr ns kHandoverStale{10'000'000};
-  static constexpr ns kHandoverLeadMax{200'000};
+  // A waiter's take-up can take a few hundred microseconds at its tail (an event loop asleep
+  // in epoll on an idle vCPU): hand over up to this much before a window. Bounded with the
+  // in-place wait by Pollable::kHandoverMax.
+  static constexpr ns kHandoverLeadMax{700'000};
+  static constexpr double kPeakDecay = 0.95;        // per take-up: ~45 take-ups to fade 10x
+  static constexpr ns kOversleepMarginMax{300'000};
 
  private:
   IdlePlan backoff_plan(clock::time_point now);
@@ -132,13 +148,15 @@ class WaitStrategy {
   double commit_driven_ = 0;
   double commit_lag_ns_ = 0;
   bool commit_lag_known_ = false;
-  double oversleep_ns_ = 60'000;  // a timed sleep ends this much late (learnt)
+  double oversleep_ns_ = 60'000;  // a timed sleep ends this much late (learnt) ...
+  double oversleep_dev_ns_ = 10'000;  // ... give or take this (mean absolute deviation)
   ns backoff_{kBackoffMin};
   // hand-over: set by hand_over(), cleared by begin() and take_handover()
   clock::time_point handover_at_{};
   clock::time_point handover_until_{};
   double handover_lag_ns_ = 50'000;
   double handover_lag_dev_ns_ = 10'000;
+  double handover_lag_peak_ns_ = 0;  // the slowest recent take-up, decaying
   static ns to_ns_(double v) { return ns(static_cast<int64_t>(v)); }
 };
 

@@ -315,6 +315,46 @@ static void handover_bookkeeping() {
   }
   expect(s.handover_lead() < lead_before && s.handover_lead() < 20us,
          "the hand-over lead follows how fast the waiter takes hand-overs up");
+  // One slow take-up (an event loop woken late) sets the lead for the next ones: a lead learnt
+  // from the mean alone would hand the next wait over too late again. It fades over later
+  // quick take-ups, and never exceeds kHandoverLeadMax.
+  auto at = t0 + 100ms;
+  s.hand_over(at, at + 900us);
+  s.take_handover(at + 400us);
+  expect(s.handover_lead() >= 399us, "a slow take-up raises the lead to cover it");
+  for (int i = 0; i < 120; ++i) {
+    at += 1ms;
+    s.hand_over(at, at + 200us);
+    s.take_handover(at + 10us);
+  }
+  expect(s.handover_lead() < 40us, "the lead falls back once take-ups are quick again");
+  at += 1ms;
+  s.hand_over(at, at + 5ms);
+  s.take_handover(at + 4ms);
+  expect(s.handover_lead() <= fc::WaitStrategy::kHandoverLeadMax, "the lead is bounded");
+}
+
+// The sleep margin before a predicted window covers the timed wake-up's spread, not only its
+// mean lateness (the learnt rate's window must open before a late wake-up ends).
+static void oversleep_margin_covers_the_spread() {
+  using clock = std::chrono::steady_clock;
+  fc::WaitStrategy steady, jittery;
+  auto t = clock::now();
+  for (int i = 0; i < 200; ++i) {
+    t += 1ms;
+    steady.slept(t, t + 20us);
+    jittery.slept(t, t + (i % 4 == 0 ? 140us : 0us));  // the same 35 us mean, a spread
+  }
+  expect(steady.oversleep_margin() >= 20us && steady.oversleep_margin() < 30us,
+         "a steady lateness gives a margin of about that lateness");
+  expect(jittery.oversleep_margin() > steady.oversleep_margin() + 60us,
+         "a spread lateness gives a margin well past its mean");
+  for (int i = 0; i < 200; ++i) {
+    t += 1ms;
+    jittery.slept(t, t + 400ms);
+  }
+  expect(jittery.oversleep_margin() <= fc::WaitStrategy::kOversleepMarginMax,
+         "the margin is bounded");
 }
 
 static void timeouts_and_shutdown() {
@@ -341,6 +381,7 @@ int main() {
   arm_disarm_race();
   handover_continues_on_the_waiter();
   handover_bookkeeping();
+  oversleep_margin_covers_the_spread();
   close_and_fault_end_waits();
   timeouts_and_shutdown();
   return failures == 0 ? 0 : 1;
