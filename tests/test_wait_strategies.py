@@ -395,9 +395,9 @@ def test_launch_and_drain_delivers_every_token_in_the_launching_thread(cpu_devic
     assert result.first_token_s is not None
 
 
-def test_launch_and_drain_waits_out_the_tail_with_its_strategy_then_restores(cpu_device):
-    # The tail (tokens still in flight after the last launch) is waited for with
-    # tail_wait_strategy; the reader gets its own strategy back, also when a launch fails, and
+def test_launch_and_drain_waits_with_its_strategy_then_restores(cpu_device):
+    # Tokens in flight (during the launches and after the last one) are waited for with
+    # wait_strategy; the reader gets its own strategy back, also when a launch fails, and
     # an unknown name is refused before anything is launched.
     ch = make_channel(cpu_device, 1024)
     reader = ch.reader(wait_strategy="backoff")
@@ -411,11 +411,21 @@ def test_launch_and_drain_waits_out_the_tail_with_its_strategy_then_restores(cpu
         seen.append(reader.wait_strategy)
         return last[0].status == "completed"
 
-    r = fc.launch_and_drain(launch, reader, 50, done=done)
+    r = fc.launch_and_drain(launch, reader, 50, done=done, wait_strategy="spin")
     assert r.delivered == 50 and reader.wait_strategy == "backoff"
     assert seen and set(seen) == {"spin"}
     seen.clear()
-    r = fc.launch_and_drain(launch, reader, 5, done=done, tail_wait_strategy=None)
+    # "auto" (the default): spin only with more than two cores to run on.
+    r = fc.launch_and_drain(launch, reader, 20, done=done)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert set(seen) == {"spin" if cores > 2 else "adaptive"}
+    assert reader.wait_strategy == "backoff"
+    seen.clear()
+    # the former keyword still works
+    r = fc.launch_and_drain(launch, reader, 5, done=done, tail_wait_strategy="spin")
+    assert set(seen) == {"spin"}
+    seen.clear()
+    r = fc.launch_and_drain(launch, reader, 5, done=done, wait_strategy=None)
     assert r.delivered == 5 and set(seen) == {"backoff"}
 
     def failing(i):
@@ -426,7 +436,7 @@ def test_launch_and_drain_waits_out_the_tail_with_its_strategy_then_restores(cpu
     assert reader.wait_strategy == "backoff"
     launched = []
     with pytest.raises(ValueError, match="wait_strategy"):
-        fc.launch_and_drain(launched.append, reader, 3, done=done, tail_wait_strategy="fast")
+        fc.launch_and_drain(launched.append, reader, 3, done=done, wait_strategy="fast")
     assert launched == [] and reader.wait_strategy == "backoff"
 
 

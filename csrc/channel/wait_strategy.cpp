@@ -165,8 +165,8 @@ void WaitStrategy::arrived(clock::time_point now, clock::time_point last_commit)
   backoff_ = kBackoffMin;
 }
 
-void WaitStrategy::hand_over(clock::time_point now, clock::time_point until) {
-  handover_at_ = now;
+void WaitStrategy::hand_over(clock::time_point due, clock::time_point until) {
+  handover_at_ = due;
   handover_until_ = until;
 }
 

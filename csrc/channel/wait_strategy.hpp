@@ -56,6 +56,11 @@ struct IdlePlan {
   // (probe_once reads it); out, whether it was handed over.
   bool may_hand_over = false;
   bool handed_over = false;
+  // In (the poller): when it planned this look (its last plan's `until` for this wait; the
+  // epoch for a first look). A hand-over made later than planned is dated from when it was due
+  // (the later of the two), so the lead the strategy learns covers the poller's own late
+  // wake-ups as well as the waiter's take-up.
+  std::chrono::steady_clock::time_point planned{};
 };
 
 class WaitStrategy {
@@ -78,9 +83,9 @@ class WaitStrategy {
   void arrived(clock::time_point now, clock::time_point last_commit);
   // A Sleep planned until `planned` ended at `woke` without a signal: learn the overshoot.
   void slept(clock::time_point planned, clock::time_point woke);
-  // The poller handed this wait over to the waiter's thread at `now`, its window ending at
-  // `until`.
-  void hand_over(clock::time_point now, clock::time_point until);
+  // The poller handed this wait over to the waiter's thread, due at `due` (at most now), its
+  // window ending at `until`.
+  void hand_over(clock::time_point due, clock::time_point until);
   // Whether a wait starting at `now` continues a handed-over one (then it begins nothing, and
   // an item its first check finds counts as an arrival); learns how long the waiter took to
   // take it up. Once; a hand-over nobody took up within kHandoverStale (a cancelled await) is

@@ -25,6 +25,7 @@ an asyncio consumer (an SSE endpoint) from a launch thread, pass
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
@@ -46,12 +47,19 @@ class DriveResult:
     bound_dropped: bool = False
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
                      on_tokens: Optional[Callable[["np.ndarray"], object]] = None, *,
                      done: Optional[Callable[[], bool]] = None, batch: int = 1024,
                      ahead: Optional[int] = 2, tokens_per_launch: int = 1,
                      stall_s: float = 0.05, wait_slice_s: float = 0.0005,
-                     wait_strategy: Optional[str] = "spin",
+                     wait_strategy: Optional[str] = "auto",
                      tail_wait_strategy=_UNSET) -> DriveResult:
     """Calls `launch(i)` for i in range(steps), draining `reader` (non-blocking) after each;
     then, if `done` is given, keeps draining (blocking waits of at most `wait_slice_s`, GIL
@@ -69,9 +77,12 @@ def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
     a few microseconds before the device reports done, and no token follows it to end the wait.
 
     `wait_strategy`: the reader's wait strategy during the call's waits (restored afterwards).
-    "spin" (the default) keeps the thread, which has nothing else to do, on a core, as
-    `.item()`'s cudaStreamSynchronize does: a token is seen within a microsecond of landing.
-    None keeps the reader's own. (`tail_wait_strategy` is its former name.)
+    "spin" keeps the thread, which has nothing else to do, on a core, as `.item()`'s
+    cudaStreamSynchronize does: a token is seen within a microsecond of landing. "auto" (the
+    default) is "spin" where this process may run on more than two cores, else "adaptive" (on
+    two cores a spinning thread can take the core the producer needs, e.g. the `cpu`
+    backend's device thread). None keeps the reader's own. (`tail_wait_strategy` is its former
+    name.)
 
     `batch`: the most tokens one drain copies (and hands to `on_tokens`); below 4096 a drain
     keeps the GIL (a copy of that size is cheaper than handing the GIL to another thread, which
@@ -80,6 +91,8 @@ def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
 
     if tail_wait_strategy is not _UNSET:
         wait_strategy = tail_wait_strategy
+    if wait_strategy == "auto":
+        wait_strategy = "spin" if _usable_cores() > 2 else "adaptive"
     if steps < 0:
         raise ValueError(f"launch_and_drain: steps must be >= 0, got {steps}")
     if batch < 1:
