@@ -137,7 +137,15 @@ def run_thread(period, n, strategy, warmup):
     dev.close()
     out = summarise(list(t_recv - prod.t_commit), warmup)
     out["cpu_pct"] = round(cpu["pct"], 2)
+    out["learnt"] = learnt(reader)
     return out
+
+
+def learnt(reader):
+    """What the reader's adaptive strategy learnt, in us (the JSON's diagnosis aid)."""
+    st = reader.wait_stats
+    return {k.replace("_s", "_us"): round(v * 1e6, 1) for k, v in st.items()
+            if k.endswith("_s") and isinstance(v, float)}
 
 
 def run_async(period, n, warmup):
@@ -166,12 +174,15 @@ def run_async(period, n, warmup):
         cpu["poller"] = 100.0 * p_ns / wall
 
     t = threading.Thread(target=loop_thread)
+    handovers = fc.poller_stats()["handovers"]
     t.start()
     prod.start()
     prod.join()
     t.join()
     dev.close()
     out = summarise(list(t_recv - prod.t_commit), warmup)
+    out["handovers"] = fc.poller_stats()["handovers"] - handovers
+    out["learnt"] = learnt(reader)
     out["cpu_pct"] = round(cpu["loop"] + cpu["poller"], 2)
     out["cpu_loop_pct"] = round(cpu["loop"], 2)
     out["cpu_poller_pct"] = round(cpu["poller"], 2)

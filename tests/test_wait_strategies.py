@@ -130,6 +130,10 @@ def test_adaptive_learns_the_arrival_rate(cpu_device):
     t.join()
     stats = reader.wait_stats
     assert stats["samples"] > 0 and stats["mean_gap_s"] > 0
+    # how early its predicted sleeps end, and how early a poller would hand a wait over:
+    # positive, and within their documented bounds (0.3 ms, 0.7 ms)
+    assert 0 < stats["oversleep_margin_s"] <= 0.0003
+    assert 0 < stats["handover_lead_s"] <= 0.0007
 
 
 # ---- Ctrl-C and interpreter exit (subprocesses) -----------------------------------------------
