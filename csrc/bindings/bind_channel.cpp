@@ -454,6 +454,7 @@ next(timeout=...) blocks.)doc")
             d["jitter_s"] = s.jitter_s();
             d["commit_lag_s"] = s.commit_lag_s();
             d["commit_driven"] = s.commit_driven();
+            d["commit_gap_s"] = s.commit_gap_s();
             d["oversleep_margin_s"] = std::chrono::duration<double>(s.oversleep_margin()).count();
             d["handover_lead_s"] = std::chrono::duration<double>(s.handover_lead()).count();
             return d;

@@ -80,6 +80,27 @@ IdlePlan WaitStrategy::backoff_plan(clock::time_point now) {
   return plan;
 }
 
+std::optional<IdlePlan> WaitStrategy::predicted_plan(clock::time_point now, clock::time_point due,
+                                                    ns spread, double budget_ns,
+                                                    clock::time_point spin_until,
+                                                    clock::time_point expected_by) const {
+  // Sleep until `due` less the spread, the timed wake-up's lateness and a margin; spin until
+  // `spin_until`; at most `budget_ns` of spinning (at least 2 margins, at most
+  // kPredictMaxWindow), centred on `due` when the jitter asks for more.
+  const ns oversleep = oversleep_margin();
+  auto early = due - spread - oversleep - kPredictMargin;
+  auto late = spin_until;
+  const ns budget =
+      std::min<ns>(std::max<ns>(to_ns(budget_ns), 2 * kPredictMargin), kPredictMaxWindow);
+  if (late - early > budget) {  // too much jitter to spin through: centre a budget on `due`
+    early = due - budget / 2 - oversleep;
+    late = due + budget / 2;
+  }
+  if (now < early) return IdlePlan{IdlePlan::Action::Sleep, early, true, expected_by};
+  if (now < late) return IdlePlan{IdlePlan::Action::Yield, late, true, expected_by};
+  return std::nullopt;
+}
+
 IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point last_commit) {
   if (now - begin_ < kFirstSpin) return {IdlePlan::Action::Spin};
 
@@ -103,24 +124,30 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
   // their own schedule (pushes from a long command buffer or a replayed graph), ~1/16 for
   // items that follow commits (the commit wakes the reader anyway; spinning just before it
   // only saves the wake-up).
-  if (samples_ >= 3) {
+  // Items that follow commits are predicted from the commits' own rhythm: the window opens
+  // before the next commit is due and, once it comes, the commit window above takes over. An
+  // arrival-anchored prediction would inherit each item's pick-up delay: one item picked up
+  // late would shift the next item's window late too, so an on-time commit found the reader
+  // asleep (the tails came in pairs), and the pick-up jitter widened every window.
+  if (commit_driven_ >= 0.5 && commit_samples_ >= 3) {
+    const auto commit_due = prev_commit_ + to_ns(commit_gap_ns_);
+    const ns spread = to_ns(3 * commit_jitter_ns_);
+    const auto expected_by = commit_due + spread + to_ns(commit_lag_ns_) + kPredictLate;
+    if (auto plan = predicted_plan(now, commit_due, spread, commit_gap_ns_ / 16, commit_due + spread,
+                                   expected_by)) {
+      return *plan;
+    }
+  } else if (samples_ >= 3) {
     const auto due = last_arrival_ + to_ns(mean_gap_ns_);
     const ns spread = to_ns(3 * jitter_ns_);
-    const ns oversleep = oversleep_margin();
-    auto early = due - spread - oversleep - kPredictMargin;
     // The latest the item is expected: a waiter the poller hands this wait over to waits
     // until then (sleeping past the spin window below; a commit still wakes it).
     const auto expected_by = due + spread + kPredictLate;
-    auto late = expected_by;
     const double share = commit_driven_ < 0.5 ? 1.0 / 8 : 1.0 / 16;
-    const ns budget = std::min<ns>(
-        std::max<ns>(to_ns(mean_gap_ns_ * share), 2 * kPredictMargin), kPredictMaxWindow);
-    if (late - early > budget) {  // too much jitter to spin through: centre a budget on `due`
-      early = due - budget / 2 - oversleep;
-      late = due + budget / 2;
+    if (auto plan = predicted_plan(now, due, spread, mean_gap_ns_ * share, expected_by,
+                                   expected_by)) {
+      return *plan;
     }
-    if (now < early) return {IdlePlan::Action::Sleep, early, true, expected_by};
-    if (now < late) return {IdlePlan::Action::Yield, late, true, expected_by};
   }
 
   // Nothing expected soon: sleep with a growing step; commits, completions, close and faults
@@ -160,6 +187,22 @@ void WaitStrategy::arrived(clock::time_point now, clock::time_point last_commit)
     const double lag = static_cast<double>(ns(now - last_commit).count());
     commit_lag_ns_ = commit_lag_known_ ? commit_lag_ns_ + kAlpha * (lag - commit_lag_ns_) : lag;
     commit_lag_known_ = true;
+    // The commits' rhythm: gaps between the commits that drove consecutive items.
+    if (prev_commit_.time_since_epoch().count() != 0 && last_commit > prev_commit_) {
+      const double gap = static_cast<double>(ns(last_commit - prev_commit_).count());
+      if (commit_samples_ >= 3 && gap > 16 * commit_gap_ns_) {
+        commit_samples_ = 0;  // a pause: learn the rhythm again
+      } else if (commit_samples_ == 0) {
+        commit_gap_ns_ = gap;
+        commit_jitter_ns_ = gap / 4;
+        commit_samples_ = 1;
+      } else {
+        commit_jitter_ns_ += kAlpha * (std::fabs(gap - commit_gap_ns_) - commit_jitter_ns_);
+        commit_gap_ns_ += kAlpha * (gap - commit_gap_ns_);
+        ++commit_samples_;
+      }
+    }
+    prev_commit_ = last_commit;
   }
   last_arrival_ = now;
   backoff_ = kBackoffMin;

@@ -113,6 +113,8 @@ class WaitStrategy {
   double jitter_s() const { return samples_ ? jitter_ns_ * 1e-9 : 0.0; }
   double commit_lag_s() const { return commit_lag_ns_ * 1e-9; }
   double commit_driven() const { return commit_driven_; }
+  // The learnt gap between the commits that drove items (0 while unknown).
+  double commit_gap_s() const { return commit_samples_ >= 3 ? commit_gap_ns_ * 1e-9 : 0.0; }
   uint32_t samples() const { return samples_; }
 
   // Tunables (documented in README.md's table).
@@ -137,6 +139,9 @@ class WaitStrategy {
 
  private:
   IdlePlan backoff_plan(clock::time_point now);
+  std::optional<IdlePlan> predicted_plan(clock::time_point now, clock::time_point due, ns spread,
+                                         double budget_ns, clock::time_point spin_until,
+                                         clock::time_point expected_by) const;
   IdlePlan adaptive_plan(clock::time_point now, clock::time_point last_commit);
 
   WaitStrategyKind kind_;
@@ -153,6 +158,11 @@ class WaitStrategy {
   double commit_driven_ = 0;
   double commit_lag_ns_ = 0;
   bool commit_lag_known_ = false;
+  // the rhythm of the commits that drove items (mean and mean absolute deviation of their gaps)
+  clock::time_point prev_commit_{};
+  double commit_gap_ns_ = 0;
+  double commit_jitter_ns_ = 0;
+  uint32_t commit_samples_ = 0;
   double oversleep_ns_ = 60'000;  // a timed sleep ends this much late (learnt) ...
   double oversleep_dev_ns_ = 10'000;  // ... give or take this (mean absolute deviation)
   ns backoff_{kBackoffMin};

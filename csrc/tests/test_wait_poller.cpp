@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <map>
@@ -334,6 +335,32 @@ static void handover_bookkeeping() {
   expect(s.handover_lead() <= fc::WaitStrategy::kHandoverLeadMax, "the lead is bounded");
 }
 
+// Items that follow commits are predicted from the commits' rhythm: one item picked up late
+// (a device thread woken late) does not shift the next item's window, which opens before the
+// next commit is due, not a pick-up delay after it.
+static void commit_rhythm_predicts_the_next_commit() {
+  using clock = std::chrono::steady_clock;
+  fc::WaitStrategy s;
+  const auto t0 = clock::now();
+  const auto commit = [&](int i) { return t0 + i * 5ms; };
+  for (int i = 0; i <= 20; ++i) {
+    s.arrived(commit(i) + (i == 20 ? 400us : 20us), commit(i));
+  }
+  char what[160];
+  std::snprintf(what, sizeof what, "the commits' gap is learnt (%.3f ms)", s.commit_gap_s() * 1e3);
+  expect(std::abs(s.commit_gap_s() - 0.005) < 1e-6, what);
+  // 40 us before commit 21 is due: in the window (spinning), not asleep until 400 us after it
+  const auto plan = s.idle(commit(21) - 40us, commit(20));
+  expect(plan.action == fc::IdlePlan::Action::Yield && plan.predicted &&
+             plan.until > commit(21) && plan.window_end > commit(21),
+         "after a late pick-up the next window still opens before the next commit is due");
+  // and long before it: asleep until shortly before it
+  const auto before = s.idle(commit(20) + 2ms, commit(20));
+  expect(before.action == fc::IdlePlan::Action::Sleep && before.until < commit(21) &&
+             before.until > commit(21) - 1ms,
+         "between commits the reader sleeps until shortly before the next one is due");
+}
+
 // The sleep margin before a predicted window covers the timed wake-up's spread, not only its
 // mean lateness (the learnt rate's window must open before a late wake-up ends).
 static void oversleep_margin_covers_the_spread() {
@@ -382,6 +409,7 @@ int main() {
   handover_continues_on_the_waiter();
   handover_bookkeeping();
   oversleep_margin_covers_the_spread();
+  commit_rhythm_predicts_the_next_commit();
   close_and_fault_end_waits();
   timeouts_and_shutdown();
   return failures == 0 ? 0 : 1;
