@@ -135,7 +135,7 @@ class WaitStrategy {
   // in-place wait by Pollable::kHandoverMax.
   static constexpr ns kHandoverLeadMax{700'000};
   static constexpr double kPeakDecay = 0.95;        // per take-up: ~45 take-ups to fade 10x
-  static constexpr ns kOversleepMarginMax{150'000};
+  static constexpr ns kOversleepMarginMax{100'000};
 
  private:
   IdlePlan backoff_plan(clock::time_point now);
