@@ -124,16 +124,16 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
   // their own schedule (pushes from a long command buffer or a replayed graph), ~1/16 for
   // items that follow commits (the commit wakes the reader anyway; spinning just before it
   // only saves the wake-up).
-  // Items that follow commits are predicted from the commits' own rhythm: the window opens
-  // before the next commit is due and, once it comes, the commit window above takes over. An
-  // arrival-anchored prediction would inherit each item's pick-up delay: one item picked up
-  // late would shift the next item's window late too, so an on-time commit found the reader
-  // asleep (the tails came in pairs), and the pick-up jitter widened every window.
+  // Items that follow commits are predicted from the commits' own rhythm: due the learnt
+  // commit -> item lag after the next commit is due (once that commit comes, the commit window
+  // above takes over). An arrival-anchored prediction inherits each item's pick-up delay: one
+  // item picked up late shifted the next item's window late too, so an on-time item found the
+  // reader asleep (the tails came in pairs), and the pick-up jitter widened every window.
   if (commit_driven_ >= 0.5 && commit_samples_ >= 3) {
-    const auto commit_due = prev_commit_ + to_ns(commit_gap_ns_);
+    const auto due = prev_commit_ + to_ns(commit_gap_ns_) + to_ns(commit_lag_ns_);
     const ns spread = to_ns(3 * commit_jitter_ns_);
-    const auto expected_by = commit_due + spread + to_ns(commit_lag_ns_) + kPredictLate;
-    if (auto plan = predicted_plan(now, commit_due, spread, commit_gap_ns_ / 16, commit_due + spread,
+    const auto expected_by = due + spread + kPredictLate;
+    if (auto plan = predicted_plan(now, due, spread, commit_gap_ns_ / 16, expected_by,
                                    expected_by)) {
       return *plan;
     }

@@ -336,8 +336,8 @@ static void handover_bookkeeping() {
 }
 
 // Items that follow commits are predicted from the commits' rhythm: one item picked up late
-// (a device thread woken late) does not shift the next item's window, which opens before the
-// next commit is due, not a pick-up delay after it.
+// (a device thread woken late) does not shift the next item's window, which stays around the
+// next commit (plus the learnt lag), not a pick-up delay after it.
 static void commit_rhythm_predicts_the_next_commit() {
   using clock = std::chrono::steady_clock;
   fc::WaitStrategy s;
@@ -353,7 +353,7 @@ static void commit_rhythm_predicts_the_next_commit() {
   const auto plan = s.idle(commit(21) - 40us, commit(20));
   expect(plan.action == fc::IdlePlan::Action::Yield && plan.predicted &&
              plan.until > commit(21) && plan.window_end > commit(21),
-         "after a late pick-up the next window still opens before the next commit is due");
+         "after a late pick-up the next window still opens by the time the next commit is due");
   // and long before it: asleep until shortly before it
   const auto before = s.idle(commit(20) + 2ms, commit(20));
   expect(before.action == fc::IdlePlan::Action::Sleep && before.until < commit(21) &&
