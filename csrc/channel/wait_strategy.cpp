@@ -129,22 +129,22 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
   // above takes over). An arrival-anchored prediction inherits each item's pick-up delay: one
   // item picked up late shifted the next item's window late too, so an on-time item found the
   // reader asleep (the tails came in pairs), and the pick-up jitter widened every window.
-  if (commit_driven_ >= 0.5 && commit_samples_ >= 3) {
-    const auto due = prev_commit_ + to_ns(commit_gap_ns_) + to_ns(commit_lag_ns_);
-    const ns spread = to_ns(3 * commit_jitter_ns_);
+  if (commit_driven_ >= 0.5 && commits_.known()) {
+    const auto due = prev_commit_ + to_ns(commits_.mean_ns) + to_ns(commit_lag_ns_);
+    const ns spread = to_ns(3 * commits_.jitter_ns);
     const auto expected_by = due + spread + kPredictLate;
-    if (auto plan = predicted_plan(now, due, spread, commit_gap_ns_ / 16, expected_by,
+    if (auto plan = predicted_plan(now, due, spread, commits_.mean_ns / 16, expected_by,
                                    expected_by)) {
       return *plan;
     }
-  } else if (samples_ >= 3) {
-    const auto due = last_arrival_ + to_ns(mean_gap_ns_);
-    const ns spread = to_ns(3 * jitter_ns_);
+  } else if (arrivals_.known()) {
+    const auto due = last_arrival_ + to_ns(arrivals_.mean_ns);
+    const ns spread = to_ns(3 * arrivals_.jitter_ns);
     // The latest the item is expected: a waiter the poller hands this wait over to waits
     // until then (sleeping past the spin window below; a commit still wakes it).
     const auto expected_by = due + spread + kPredictLate;
     const double share = commit_driven_ < 0.5 ? 1.0 / 8 : 1.0 / 16;
-    if (auto plan = predicted_plan(now, due, spread, mean_gap_ns_ * share, expected_by,
+    if (auto plan = predicted_plan(now, due, spread, arrivals_.mean_ns * share, expected_by,
                                    expected_by)) {
       return *plan;
     }
@@ -161,21 +161,24 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
   return plan;
 }
 
+void WaitStrategy::Rhythm::learn(double gap_ns) {
+  if (known() && gap_ns > 16 * mean_ns) {
+    samples = 0;
+  } else if (samples == 0) {
+    mean_ns = gap_ns;
+    jitter_ns = gap_ns / 4;
+    samples = 1;
+  } else {
+    jitter_ns += kAlpha * (std::fabs(gap_ns - mean_ns) - jitter_ns);
+    mean_ns += kAlpha * (gap_ns - mean_ns);
+    ++samples;
+  }
+}
+
 void WaitStrategy::arrived(clock::time_point now, clock::time_point last_commit) {
   const bool had_arrival = last_arrival_.time_since_epoch().count() != 0;
   if (had_arrival && now > last_arrival_) {
-    const double gap = static_cast<double>(ns(now - last_arrival_).count());
-    if (samples_ >= 3 && gap > 16 * mean_gap_ns_) {
-      samples_ = 0;  // a pause (a new request, a stalled producer): learn the rate again
-    } else if (samples_ == 0) {
-      mean_gap_ns_ = gap;
-      jitter_ns_ = gap / 4;
-      samples_ = 1;
-    } else {
-      jitter_ns_ += kAlpha * (std::fabs(gap - mean_gap_ns_) - jitter_ns_);
-      mean_gap_ns_ += kAlpha * (gap - mean_gap_ns_);
-      ++samples_;
-    }
+    arrivals_.learn(static_cast<double>(ns(now - last_arrival_).count()));
   }
   // Commit-driven: a commit came after the previous arrival and shortly before this one.
   const bool has_commit = last_commit.time_since_epoch().count() != 0;
@@ -189,18 +192,7 @@ void WaitStrategy::arrived(clock::time_point now, clock::time_point last_commit)
     commit_lag_known_ = true;
     // The commits' rhythm: gaps between the commits that drove consecutive items.
     if (prev_commit_.time_since_epoch().count() != 0 && last_commit > prev_commit_) {
-      const double gap = static_cast<double>(ns(last_commit - prev_commit_).count());
-      if (commit_samples_ >= 3 && gap > 16 * commit_gap_ns_) {
-        commit_samples_ = 0;  // a pause: learn the rhythm again
-      } else if (commit_samples_ == 0) {
-        commit_gap_ns_ = gap;
-        commit_jitter_ns_ = gap / 4;
-        commit_samples_ = 1;
-      } else {
-        commit_jitter_ns_ += kAlpha * (std::fabs(gap - commit_gap_ns_) - commit_jitter_ns_);
-        commit_gap_ns_ += kAlpha * (gap - commit_gap_ns_);
-        ++commit_samples_;
-      }
+      commits_.learn(static_cast<double>(ns(last_commit - prev_commit_).count()));
     }
     prev_commit_ = last_commit;
   }

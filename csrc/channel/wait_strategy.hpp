@@ -109,13 +109,13 @@ class WaitStrategy {
   }
 
   // What the adaptive strategy learnt (tests, benchmarks): seconds; 0 while unknown.
-  double mean_gap_s() const { return samples_ ? mean_gap_ns_ * 1e-9 : 0.0; }
-  double jitter_s() const { return samples_ ? jitter_ns_ * 1e-9 : 0.0; }
+  double mean_gap_s() const { return arrivals_.samples ? arrivals_.mean_ns * 1e-9 : 0.0; }
+  double jitter_s() const { return arrivals_.samples ? arrivals_.jitter_ns * 1e-9 : 0.0; }
   double commit_lag_s() const { return commit_lag_ns_ * 1e-9; }
   double commit_driven() const { return commit_driven_; }
   // The learnt gap between the commits that drove items (0 while unknown).
-  double commit_gap_s() const { return commit_samples_ >= 3 ? commit_gap_ns_ * 1e-9 : 0.0; }
-  uint32_t samples() const { return samples_; }
+  double commit_gap_s() const { return commits_.known() ? commits_.mean_ns * 1e-9 : 0.0; }
+  uint32_t samples() const { return arrivals_.samples; }
 
   // Tunables (documented in README.md's table).
   static constexpr ns kFirstSpin{2'000};            // pause-spin at the start of every wait
@@ -152,17 +152,23 @@ class WaitStrategy {
   // adaptive: exponentially weighted (1/8) mean and mean absolute deviation of the gaps
   // between arrivals; how often an arrival followed a commit, and how long after it.
   clock::time_point last_arrival_{};
-  double mean_gap_ns_ = 0;
-  double jitter_ns_ = 0;
-  uint32_t samples_ = 0;
+  // The gaps of a rhythm: exponentially weighted (1/8) mean and mean absolute deviation.
+  struct Rhythm {
+    double mean_ns = 0;
+    double jitter_ns = 0;
+    uint32_t samples = 0;
+    bool known() const { return samples >= 3; }
+    // One more gap; a gap of more than 16 means (a pause: a new request, a stalled
+    // producer) starts learning again.
+    void learn(double gap_ns);
+  };
+  Rhythm arrivals_;
   double commit_driven_ = 0;
   double commit_lag_ns_ = 0;
   bool commit_lag_known_ = false;
   // the rhythm of the commits that drove items (mean and mean absolute deviation of their gaps)
   clock::time_point prev_commit_{};
-  double commit_gap_ns_ = 0;
-  double commit_jitter_ns_ = 0;
-  uint32_t commit_samples_ = 0;
+  Rhythm commits_;
   double oversleep_ns_ = 60'000;  // a timed sleep ends this much late (learnt) ...
   double oversleep_dev_ns_ = 10'000;  // ... give or take this (mean absolute deviation)
   ns backoff_{kBackoffMin};
