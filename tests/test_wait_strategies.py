@@ -130,6 +130,12 @@ def test_adaptive_learns_the_arrival_rate(cpu_device):
     t.join()
     stats = reader.wait_stats
     assert stats["samples"] > 0 and stats["mean_gap_s"] > 0
+    # how early its predicted sleeps end, and how early a poller would hand a wait over:
+    # positive, and within their documented bounds (0.1 ms, 0.7 ms)
+    assert 0 < stats["oversleep_margin_s"] <= 0.0001
+    assert 0 < stats["handover_lead_s"] <= 0.0007
+    # one push per commit: the items follow commits, whose rhythm it learns (>= the period)
+    assert stats["commit_driven"] > 0.5 and stats["commit_gap_s"] >= 0.002
 
 
 # ---- Ctrl-C and interpreter exit (subprocesses) -----------------------------------------------
@@ -395,9 +401,9 @@ def test_launch_and_drain_delivers_every_token_in_the_launching_thread(cpu_devic
     assert result.first_token_s is not None
 
 
-def test_launch_and_drain_waits_out_the_tail_with_its_strategy_then_restores(cpu_device):
-    # The tail (tokens still in flight after the last launch) is waited for with
-    # tail_wait_strategy; the reader gets its own strategy back, also when a launch fails, and
+def test_launch_and_drain_waits_with_its_strategy_then_restores(cpu_device):
+    # Tokens in flight (during the launches and after the last one) are waited for with
+    # wait_strategy; the reader gets its own strategy back, also when a launch fails, and
     # an unknown name is refused before anything is launched.
     ch = make_channel(cpu_device, 1024)
     reader = ch.reader(wait_strategy="backoff")
@@ -411,11 +417,21 @@ def test_launch_and_drain_waits_out_the_tail_with_its_strategy_then_restores(cpu
         seen.append(reader.wait_strategy)
         return last[0].status == "completed"
 
-    r = fc.launch_and_drain(launch, reader, 50, done=done)
+    r = fc.launch_and_drain(launch, reader, 50, done=done, wait_strategy="spin")
     assert r.delivered == 50 and reader.wait_strategy == "backoff"
     assert seen and set(seen) == {"spin"}
     seen.clear()
-    r = fc.launch_and_drain(launch, reader, 5, done=done, tail_wait_strategy=None)
+    # "auto" (the default): spin only with more than two cores to run on.
+    r = fc.launch_and_drain(launch, reader, 20, done=done)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert set(seen) == {"spin" if cores > 2 else "adaptive"}
+    assert reader.wait_strategy == "backoff"
+    seen.clear()
+    # the former keyword still works
+    r = fc.launch_and_drain(launch, reader, 5, done=done, tail_wait_strategy="spin")
+    assert set(seen) == {"spin"}
+    seen.clear()
+    r = fc.launch_and_drain(launch, reader, 5, done=done, wait_strategy=None)
     assert r.delivered == 5 and set(seen) == {"backoff"}
 
     def failing(i):
@@ -426,7 +442,7 @@ def test_launch_and_drain_waits_out_the_tail_with_its_strategy_then_restores(cpu
     assert reader.wait_strategy == "backoff"
     launched = []
     with pytest.raises(ValueError, match="wait_strategy"):
-        fc.launch_and_drain(launched.append, reader, 3, done=done, tail_wait_strategy="fast")
+        fc.launch_and_drain(launched.append, reader, 3, done=done, wait_strategy="fast")
     assert launched == [] and reader.wait_strategy == "backoff"
 
 
@@ -437,3 +453,63 @@ def test_launch_and_drain_without_done_drains_what_is_visible(cpu_device):
     assert r.delivered == 0 and r.first_token_s is None
     with pytest.raises(ValueError):
         fc.launch_and_drain(lambda i: None, reader, -1)
+
+
+def slow_push_launcher(device, ch, per_launch=1, device_ns=300_000):
+    """launch(i): a command buffer that works `device_ns` on the device, then pushes
+    `per_launch` tokens; records how many tokens the loop had delivered when it launched i."""
+    queue = device.new_queue()
+    state = {"got": [], "at_launch": [], "last": None}
+
+    def launch(i):
+        state["at_launch"].append(len(state["got"]))
+        cb = queue.command_buffer()
+        cb.dispatch("spin_ns", 1, ns=device_ns)
+        for k in range(per_launch):
+            cb.channel_push(ch, i * per_launch + k)
+        cb.commit()
+        state["last"] = cb
+
+    return launch, state
+
+
+@pytest.mark.parametrize("ahead, per_launch", [(1, 1), (2, 1), (3, 2)])
+def test_launch_and_drain_keeps_at_most_ahead_launches_in_flight(cpu_device, ahead, per_launch):
+    # Launch i waits until the tokens of all but `ahead - 1` earlier launches were drained: the
+    # device work takes 0.3 ms a launch and a commit microseconds, so without the bound the
+    # loop would have launched far ahead of the tokens.
+    ch = make_channel(cpu_device, 1024)
+    reader = ch.reader()
+    launch, state = slow_push_launcher(cpu_device, ch, per_launch)
+    steps = 12
+    r = fc.launch_and_drain(launch, reader, steps, lambda t: state["got"].extend(t.tolist()),
+                            done=lambda: state["last"].status == "completed", ahead=ahead,
+                            tokens_per_launch=per_launch)
+    assert state["got"] == list(range(steps * per_launch)) and r.delivered == steps * per_launch
+    assert not r.bound_dropped
+    for i, seen in enumerate(state["at_launch"]):
+        assert i - seen // per_launch < ahead, (i, seen, state["at_launch"])
+
+
+def test_launch_and_drain_drops_the_bound_when_launches_push_nothing(cpu_device):
+    # Launches that push fewer tokens than counted cannot hang the loop: after `stall_s` with
+    # no token it launches freely (and says so).
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader()
+    launched = []
+    r = fc.launch_and_drain(launched.append, reader, 6, ahead=2, stall_s=0.01)
+    assert launched == list(range(6)) and r.delivered == 0 and r.bound_dropped
+    r = fc.launch_and_drain(launched.append, reader, 3, ahead=None)
+    assert r.delivered == 0 and not r.bound_dropped
+
+
+@pytest.mark.parametrize("kwargs, name", [({"ahead": 0}, "ahead"), ({"batch": 0}, "batch"),
+                                          ({"tokens_per_launch": 0}, "tokens_per_launch"),
+                                          ({"stall_s": 0}, "stall_s"),
+                                          ({"wait_slice_s": -1}, "wait_slice_s")])
+def test_launch_and_drain_refuses_bad_arguments_before_launching(cpu_device, kwargs, name):
+    reader = make_channel(cpu_device, 64).reader()
+    launched = []
+    with pytest.raises(ValueError, match=name):
+        fc.launch_and_drain(launched.append, reader, 3, **kwargs)
+    assert launched == []

@@ -454,10 +454,14 @@ next(timeout=...) blocks.)doc")
             d["jitter_s"] = s.jitter_s();
             d["commit_lag_s"] = s.commit_lag_s();
             d["commit_driven"] = s.commit_driven();
+            d["commit_gap_s"] = s.commit_gap_s();
+            d["oversleep_margin_s"] = std::chrono::duration<double>(s.oversleep_margin()).count();
+            d["handover_lead_s"] = std::chrono::duration<double>(s.handover_lead()).count();
             return d;
           },
           "What the adaptive strategy learnt: inter-arrival mean and jitter, commit -> item lag, "
-          "share of items that followed a commit.")
+          "share of items that followed a commit, how early a predicted sleep ends (its timed "
+          "wake-ups' lateness), and how early the poller hands a wait over to an awaiting loop.")
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](ChannelU32Reader& r, py::args) { r.close(); });
 }

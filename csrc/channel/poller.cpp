@@ -128,6 +128,7 @@ void Poller::run() {
       Entry& e = entries_[i];
       IdlePlan plan{IdlePlan::Action::Sleep, wake};
       plan.may_hand_over = e.target->accepts_handover();
+      plan.planned = e.planned;
       std::exception_ptr error;
       const auto probe = e.reader->probe(e.first, plan, error);
       WaitResult result = WaitResult::Timeout;
@@ -153,11 +154,14 @@ void Poller::run() {
           }
           if (plan.action == IdlePlan::Action::Spin) {
             spin = true;
+            e.planned = now;
           } else if (plan.action == IdlePlan::Action::Yield &&
                      !(plan.predicted && entries_.size() > kPredictedSpinMaxArmed)) {
             yield = true;
+            e.planned = now;
           } else {
             wake = std::min(wake, plan.until);
+            e.planned = plan.until;
           }
           wake = std::min(wake, e.deadline);
           break;

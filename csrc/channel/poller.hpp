@@ -89,6 +89,7 @@ class Poller {
     std::shared_ptr<Pollable> reader;
     std::shared_ptr<PollerTarget> target;
     std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point planned{};  // when its last probe asked to look again
     bool first = true;
   };
   void run();

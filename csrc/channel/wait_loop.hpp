@@ -122,6 +122,7 @@ Pollable::Probe probe_once(std::atomic_flag& busy, WaitStrategy& strategy, const
     if (closed()) return Probe::Closed;
     const auto now = clock::now();
     if (first) strategy.begin(now);
+    const IdlePlan plan_in = plan;
     const bool may_hand_over = plan.may_hand_over;
     plan = strategy.idle(now, commit_time(device));
     if (may_hand_over && plan.window_end.time_since_epoch().count() != 0) {
@@ -133,7 +134,12 @@ Pollable::Probe probe_once(std::atomic_flag& busy, WaitStrategy& strategy, const
                             : now;
       const auto until = std::min<clock::time_point>(plan.window_end, now + Pollable::kHandoverMax);
       if (now >= from && until - now >= Pollable::kHandoverMin) {
-        strategy.hand_over(now, until);  // under the busy flag: the waiter's wait() sees it
+        // Due at `from` if the poller planned to look then and looked late (its wake-up
+        // lateness then counts in the learnt lead); else now (a commit window, a first look).
+        const bool late_look = !first && plan_in.planned.time_since_epoch().count() != 0 &&
+                               plan_in.planned <= now && from <= now;
+        const auto due = late_look ? std::max(from, plan_in.planned) : now;
+        strategy.hand_over(due, until);  // under the busy flag: the waiter's wait() sees it
         plan.until = until;
         plan.handed_over = true;
       } else if (plan.action == IdlePlan::Action::Sleep && from > now) {

@@ -80,6 +80,27 @@ IdlePlan WaitStrategy::backoff_plan(clock::time_point now) {
   return plan;
 }
 
+std::optional<IdlePlan> WaitStrategy::predicted_plan(clock::time_point now, clock::time_point due,
+                                                    ns spread, double budget_ns,
+                                                    clock::time_point spin_until,
+                                                    clock::time_point expected_by) const {
+  // Sleep until `due` less the spread, the timed wake-up's lateness and a margin; spin until
+  // `spin_until`; at most `budget_ns` of spinning (at least 2 margins, at most
+  // kPredictMaxWindow), centred on `due` when the jitter asks for more.
+  const ns oversleep = oversleep_margin();
+  auto early = due - spread - oversleep - kPredictMargin;
+  auto late = spin_until;
+  const ns budget =
+      std::min<ns>(std::max<ns>(to_ns(budget_ns), 2 * kPredictMargin), kPredictMaxWindow);
+  if (late - early > budget) {  // too much jitter to spin through: centre a budget on `due`
+    early = due - budget / 2 - oversleep;
+    late = due + budget / 2;
+  }
+  if (now < early) return IdlePlan{IdlePlan::Action::Sleep, early, true, expected_by};
+  if (now < late) return IdlePlan{IdlePlan::Action::Yield, late, true, expected_by};
+  return std::nullopt;
+}
+
 IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point last_commit) {
   if (now - begin_ < kFirstSpin) return {IdlePlan::Action::Spin};
 
@@ -103,23 +124,30 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
   // their own schedule (pushes from a long command buffer or a replayed graph), ~1/16 for
   // items that follow commits (the commit wakes the reader anyway; spinning just before it
   // only saves the wake-up).
-  if (samples_ >= 3) {
-    const auto due = last_arrival_ + to_ns(mean_gap_ns_);
-    const ns spread = to_ns(3 * jitter_ns_);
-    auto early = due - spread - to_ns(oversleep_ns_) - kPredictMargin;
+  // Items that follow commits are predicted from the commits' own rhythm: due the learnt
+  // commit -> item lag after the next commit is due (once that commit comes, the commit window
+  // above takes over). An arrival-anchored prediction inherits each item's pick-up delay: one
+  // item picked up late shifted the next item's window late too, so an on-time item found the
+  // reader asleep (the tails came in pairs), and the pick-up jitter widened every window.
+  if (commit_driven_ >= 0.5 && commits_.known()) {
+    const auto due = prev_commit_ + to_ns(commits_.mean_ns) + to_ns(commit_lag_ns_);
+    const ns spread = to_ns(3 * commits_.jitter_ns);
+    const auto expected_by = due + spread + kPredictLate;
+    if (auto plan = predicted_plan(now, due, spread, commits_.mean_ns / 16, expected_by,
+                                   expected_by)) {
+      return *plan;
+    }
+  } else if (arrivals_.known()) {
+    const auto due = last_arrival_ + to_ns(arrivals_.mean_ns);
+    const ns spread = to_ns(3 * arrivals_.jitter_ns);
     // The latest the item is expected: a waiter the poller hands this wait over to waits
     // until then (sleeping past the spin window below; a commit still wakes it).
     const auto expected_by = due + spread + kPredictLate;
-    auto late = expected_by;
     const double share = commit_driven_ < 0.5 ? 1.0 / 8 : 1.0 / 16;
-    const ns budget = std::min<ns>(
-        std::max<ns>(to_ns(mean_gap_ns_ * share), 2 * kPredictMargin), kPredictMaxWindow);
-    if (late - early > budget) {  // too much jitter to spin through: centre a budget on `due`
-      early = due - budget / 2 - to_ns(oversleep_ns_);
-      late = due + budget / 2;
+    if (auto plan = predicted_plan(now, due, spread, arrivals_.mean_ns * share, expected_by,
+                                   expected_by)) {
+      return *plan;
     }
-    if (now < early) return {IdlePlan::Action::Sleep, early, true, expected_by};
-    if (now < late) return {IdlePlan::Action::Yield, late, true, expected_by};
   }
 
   // Nothing expected soon: sleep with a growing step; commits, completions, close and faults
@@ -133,21 +161,24 @@ IdlePlan WaitStrategy::adaptive_plan(clock::time_point now, clock::time_point la
   return plan;
 }
 
+void WaitStrategy::Rhythm::learn(double gap_ns) {
+  if (known() && gap_ns > 16 * mean_ns) {
+    samples = 0;
+  } else if (samples == 0) {
+    mean_ns = gap_ns;
+    jitter_ns = gap_ns / 4;
+    samples = 1;
+  } else {
+    jitter_ns += kAlpha * (std::fabs(gap_ns - mean_ns) - jitter_ns);
+    mean_ns += kAlpha * (gap_ns - mean_ns);
+    ++samples;
+  }
+}
+
 void WaitStrategy::arrived(clock::time_point now, clock::time_point last_commit) {
   const bool had_arrival = last_arrival_.time_since_epoch().count() != 0;
   if (had_arrival && now > last_arrival_) {
-    const double gap = static_cast<double>(ns(now - last_arrival_).count());
-    if (samples_ >= 3 && gap > 16 * mean_gap_ns_) {
-      samples_ = 0;  // a pause (a new request, a stalled producer): learn the rate again
-    } else if (samples_ == 0) {
-      mean_gap_ns_ = gap;
-      jitter_ns_ = gap / 4;
-      samples_ = 1;
-    } else {
-      jitter_ns_ += kAlpha * (std::fabs(gap - mean_gap_ns_) - jitter_ns_);
-      mean_gap_ns_ += kAlpha * (gap - mean_gap_ns_);
-      ++samples_;
-    }
+    arrivals_.learn(static_cast<double>(ns(now - last_arrival_).count()));
   }
   // Commit-driven: a commit came after the previous arrival and shortly before this one.
   const bool has_commit = last_commit.time_since_epoch().count() != 0;
@@ -159,13 +190,18 @@ void WaitStrategy::arrived(clock::time_point now, clock::time_point last_commit)
     const double lag = static_cast<double>(ns(now - last_commit).count());
     commit_lag_ns_ = commit_lag_known_ ? commit_lag_ns_ + kAlpha * (lag - commit_lag_ns_) : lag;
     commit_lag_known_ = true;
+    // The commits' rhythm: gaps between the commits that drove consecutive items.
+    if (prev_commit_.time_since_epoch().count() != 0 && last_commit > prev_commit_) {
+      commits_.learn(static_cast<double>(ns(last_commit - prev_commit_).count()));
+    }
+    prev_commit_ = last_commit;
   }
   last_arrival_ = now;
   backoff_ = kBackoffMin;
 }
 
-void WaitStrategy::hand_over(clock::time_point now, clock::time_point until) {
-  handover_at_ = now;
+void WaitStrategy::hand_over(clock::time_point due, clock::time_point until) {
+  handover_at_ = due;
   handover_until_ = until;
 }
 
@@ -180,6 +216,7 @@ bool WaitStrategy::take_handover(clock::time_point now) {
                                           0.0, static_cast<double>(kHandoverLeadMax.count()));
     handover_lag_dev_ns_ += kAlpha * (std::fabs(lag - handover_lag_ns_) - handover_lag_dev_ns_);
     handover_lag_ns_ += kAlpha * (lag - handover_lag_ns_);
+    handover_lag_peak_ns_ = std::max(lag, handover_lag_peak_ns_ * kPeakDecay);
   }
   handover_until_ = {};
   return taken;
@@ -188,6 +225,7 @@ bool WaitStrategy::take_handover(clock::time_point now) {
 void WaitStrategy::slept(clock::time_point planned, clock::time_point woke) {
   const double over = std::clamp<double>(static_cast<double>(ns(woke - planned).count()), 0.0,
                                          500'000.0);
+  oversleep_dev_ns_ += kAlpha * (std::fabs(over - oversleep_ns_) - oversleep_dev_ns_);
   oversleep_ns_ += kAlpha * (over - oversleep_ns_);
 }
 

@@ -56,6 +56,11 @@ struct IdlePlan {
   // (probe_once reads it); out, whether it was handed over.
   bool may_hand_over = false;
   bool handed_over = false;
+  // In (the poller): when it planned this look (its last plan's `until` for this wait; the
+  // epoch for a first look). A hand-over made later than planned is dated from when it was due
+  // (the later of the two), so the lead the strategy learns covers the poller's own late
+  // wake-ups as well as the waiter's take-up.
+  std::chrono::steady_clock::time_point planned{};
 };
 
 class WaitStrategy {
@@ -78,26 +83,39 @@ class WaitStrategy {
   void arrived(clock::time_point now, clock::time_point last_commit);
   // A Sleep planned until `planned` ended at `woke` without a signal: learn the overshoot.
   void slept(clock::time_point planned, clock::time_point woke);
-  // The poller handed this wait over to the waiter's thread at `now`, its window ending at
-  // `until`.
-  void hand_over(clock::time_point now, clock::time_point until);
+  // The poller handed this wait over to the waiter's thread, due at `due` (at most now), its
+  // window ending at `until`.
+  void hand_over(clock::time_point due, clock::time_point until);
   // Whether a wait starting at `now` continues a handed-over one (then it begins nothing, and
   // an item its first check finds counts as an arrival); learns how long the waiter took to
   // take it up. Once; a hand-over nobody took up within kHandoverStale (a cancelled await) is
   // forgotten.
   bool take_handover(clock::time_point now);
-  // How long before a predicted window opens the poller hands its wait over: the learnt
-  // take-up lag plus three times its mean deviation, at most kHandoverLeadMax.
+  // How long before a predicted window opens the poller hands its wait over: enough for the
+  // waiter's slow take-ups, not its average one (a take-up that comes after the item lands
+  // costs the item the whole take-up): the larger of the learnt lag plus three times its mean
+  // deviation and the recent peak lag (which decays by kPeakDecay per take-up), at most
+  // kHandoverLeadMax.
   ns handover_lead() const {
-    return std::min<ns>(to_ns_(handover_lag_ns_ + 3 * handover_lag_dev_ns_), kHandoverLeadMax);
+    return std::min<ns>(
+        to_ns_(std::max(handover_lag_ns_ + 3 * handover_lag_dev_ns_, handover_lag_peak_ns_)),
+        kHandoverLeadMax);
+  }
+  // How early a predicted sleep ends, for the timed wake-up's lateness: the learnt mean
+  // overshoot plus three times its mean deviation (a wake-up that is late by its tail, not by
+  // its mean, still comes before the window opens), at most kOversleepMarginMax.
+  ns oversleep_margin() const {
+    return std::min<ns>(to_ns_(oversleep_ns_ + 3 * oversleep_dev_ns_), kOversleepMarginMax);
   }
 
   // What the adaptive strategy learnt (tests, benchmarks): seconds; 0 while unknown.
-  double mean_gap_s() const { return samples_ ? mean_gap_ns_ * 1e-9 : 0.0; }
-  double jitter_s() const { return samples_ ? jitter_ns_ * 1e-9 : 0.0; }
+  double mean_gap_s() const { return arrivals_.samples ? arrivals_.mean_ns * 1e-9 : 0.0; }
+  double jitter_s() const { return arrivals_.samples ? arrivals_.jitter_ns * 1e-9 : 0.0; }
   double commit_lag_s() const { return commit_lag_ns_ * 1e-9; }
   double commit_driven() const { return commit_driven_; }
-  uint32_t samples() const { return samples_; }
+  // The learnt gap between the commits that drove items (0 while unknown).
+  double commit_gap_s() const { return commits_.known() ? commits_.mean_ns * 1e-9 : 0.0; }
+  uint32_t samples() const { return arrivals_.samples; }
 
   // Tunables (documented in README.md's table).
   static constexpr ns kFirstSpin{2'000};            // pause-spin at the start of every wait
@@ -112,10 +130,18 @@ class WaitStrategy {
   static constexpr ns kPredictLate{50'000};         // ... and spin until this much after it
   static constexpr ns kPredictMaxWindow{300'000};   // the longest predicted spin
   static constexpr ns kHandoverStale{10'000'000};
-  static constexpr ns kHandoverLeadMax{200'000};
+  // A waiter's take-up can take a few hundred microseconds at its tail (an event loop asleep
+  // in epoll on an idle vCPU): hand over up to this much before a window. Bounded with the
+  // in-place wait by Pollable::kHandoverMax.
+  static constexpr ns kHandoverLeadMax{700'000};
+  static constexpr double kPeakDecay = 0.95;        // per take-up: ~45 take-ups to fade 10x
+  static constexpr ns kOversleepMarginMax{100'000};
 
  private:
   IdlePlan backoff_plan(clock::time_point now);
+  std::optional<IdlePlan> predicted_plan(clock::time_point now, clock::time_point due, ns spread,
+                                         double budget_ns, clock::time_point spin_until,
+                                         clock::time_point expected_by) const;
   IdlePlan adaptive_plan(clock::time_point now, clock::time_point last_commit);
 
   WaitStrategyKind kind_;
@@ -126,19 +152,32 @@ class WaitStrategy {
   // adaptive: exponentially weighted (1/8) mean and mean absolute deviation of the gaps
   // between arrivals; how often an arrival followed a commit, and how long after it.
   clock::time_point last_arrival_{};
-  double mean_gap_ns_ = 0;
-  double jitter_ns_ = 0;
-  uint32_t samples_ = 0;
+  // The gaps of a rhythm: exponentially weighted (1/8) mean and mean absolute deviation.
+  struct Rhythm {
+    double mean_ns = 0;
+    double jitter_ns = 0;
+    uint32_t samples = 0;
+    bool known() const { return samples >= 3; }
+    // One more gap; a gap of more than 16 means (a pause: a new request, a stalled
+    // producer) starts learning again.
+    void learn(double gap_ns);
+  };
+  Rhythm arrivals_;
   double commit_driven_ = 0;
   double commit_lag_ns_ = 0;
   bool commit_lag_known_ = false;
-  double oversleep_ns_ = 60'000;  // a timed sleep ends this much late (learnt)
+  // the rhythm of the commits that drove items (mean and mean absolute deviation of their gaps)
+  clock::time_point prev_commit_{};
+  Rhythm commits_;
+  double oversleep_ns_ = 60'000;  // a timed sleep ends this much late (learnt) ...
+  double oversleep_dev_ns_ = 10'000;  // ... give or take this (mean absolute deviation)
   ns backoff_{kBackoffMin};
   // hand-over: set by hand_over(), cleared by begin() and take_handover()
   clock::time_point handover_at_{};
   clock::time_point handover_until_{};
   double handover_lag_ns_ = 50'000;
   double handover_lag_dev_ns_ = 10'000;
+  double handover_lag_peak_ns_ = 0;  // the slowest recent take-up, decaying
   static ns to_ns_(double v) { return ns(static_cast<int64_t>(v)); }
 };
 

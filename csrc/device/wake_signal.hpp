@@ -8,7 +8,12 @@
 // increments `waiters_` and then loads `seq_` (under the mutex). All four are seq_cst, so in
 // their single total order either the notifier's load sees the sleeper (it then takes the
 // mutex, which the sleeper holds until it is blocked on the condition variable, and notifies)
-// or the sleeper's load comes after the increment and it does not sleep at all.
+// or the sleeper's load comes after the increment and it does not sleep at all. The notifier
+// takes and releases the mutex before notify_all, not around it: a sleeper between its
+// check and its block holds the mutex, so once the notifier got it every such sleeper is
+// blocked and the notify reaches it; notifying after the unlock wakes sleepers without
+// sending them straight into a mutex the notifier still holds (one more sleep and wake-up
+// each, on the path of every commit -> reader wake-up).
 // The signal carries no data: whoever wakes re-checks the state it waits for with that state's
 // own memory orders (a channel's acquire loads), so a spurious or missed-by-timeout wake
 // only changes when the check happens, never what it sees.
@@ -30,7 +35,7 @@ class WakeSignal {
   void notify() {
     seq_.fetch_add(1, std::memory_order_seq_cst);
     if (waiters_.load(std::memory_order_seq_cst) != 0) {
-      std::lock_guard lock(mutex_);
+      { std::lock_guard lock(mutex_); }
       cv_.notify_all();
     }
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <map>
@@ -315,6 +316,72 @@ static void handover_bookkeeping() {
   }
   expect(s.handover_lead() < lead_before && s.handover_lead() < 20us,
          "the hand-over lead follows how fast the waiter takes hand-overs up");
+  // One slow take-up (an event loop woken late) sets the lead for the next ones: a lead learnt
+  // from the mean alone would hand the next wait over too late again. It fades over later
+  // quick take-ups, and never exceeds kHandoverLeadMax.
+  auto at = t0 + 100ms;
+  s.hand_over(at, at + 900us);
+  s.take_handover(at + 400us);
+  expect(s.handover_lead() >= 399us, "a slow take-up raises the lead to cover it");
+  for (int i = 0; i < 120; ++i) {
+    at += 1ms;
+    s.hand_over(at, at + 200us);
+    s.take_handover(at + 10us);
+  }
+  expect(s.handover_lead() < 40us, "the lead falls back once take-ups are quick again");
+  at += 1ms;
+  s.hand_over(at, at + 5ms);
+  s.take_handover(at + 4ms);
+  expect(s.handover_lead() <= fc::WaitStrategy::kHandoverLeadMax, "the lead is bounded");
+}
+
+// Items that follow commits are predicted from the commits' rhythm: one item picked up late
+// (a device thread woken late) does not shift the next item's window, which stays around the
+// next commit (plus the learnt lag), not a pick-up delay after it.
+static void commit_rhythm_predicts_the_next_commit() {
+  using clock = std::chrono::steady_clock;
+  fc::WaitStrategy s;
+  const auto t0 = clock::now();
+  const auto commit = [&](int i) { return t0 + i * 5ms; };
+  for (int i = 0; i <= 20; ++i) {
+    s.arrived(commit(i) + (i == 20 ? 400us : 20us), commit(i));
+  }
+  char what[160];
+  std::snprintf(what, sizeof what, "the commits' gap is learnt (%.3f ms)", s.commit_gap_s() * 1e3);
+  expect(std::abs(s.commit_gap_s() - 0.005) < 1e-6, what);
+  // 40 us before commit 21 is due: in the window (spinning), not asleep until 400 us after it
+  const auto plan = s.idle(commit(21) - 40us, commit(20));
+  expect(plan.action == fc::IdlePlan::Action::Yield && plan.predicted &&
+             plan.until > commit(21) && plan.window_end > commit(21),
+         "after a late pick-up the next window still opens by the time the next commit is due");
+  // and long before it: asleep until shortly before it
+  const auto before = s.idle(commit(20) + 2ms, commit(20));
+  expect(before.action == fc::IdlePlan::Action::Sleep && before.until < commit(21) &&
+             before.until > commit(21) - 1ms,
+         "between commits the reader sleeps until shortly before the next one is due");
+}
+
+// The sleep margin before a predicted window covers the timed wake-up's spread, not only its
+// mean lateness (the learnt rate's window must open before a late wake-up ends).
+static void oversleep_margin_covers_the_spread() {
+  using clock = std::chrono::steady_clock;
+  fc::WaitStrategy steady, jittery;
+  auto t = clock::now();
+  for (int i = 0; i < 200; ++i) {
+    t += 1ms;
+    steady.slept(t, t + 20us);
+    jittery.slept(t, t + (i % 4 == 0 ? 140us : 0us));  // the same 35 us mean, a spread
+  }
+  expect(steady.oversleep_margin() >= 20us && steady.oversleep_margin() < 30us,
+         "a steady lateness gives a margin of about that lateness");
+  expect(jittery.oversleep_margin() > steady.oversleep_margin() + 60us,
+         "a spread lateness gives a margin well past its mean");
+  for (int i = 0; i < 200; ++i) {
+    t += 1ms;
+    jittery.slept(t, t + 400ms);
+  }
+  expect(jittery.oversleep_margin() <= fc::WaitStrategy::kOversleepMarginMax,
+         "the margin is bounded");
 }
 
 static void timeouts_and_shutdown() {
@@ -341,6 +408,8 @@ int main() {
   arm_disarm_race();
   handover_continues_on_the_waiter();
   handover_bookkeeping();
+  oversleep_margin_covers_the_spread();
+  commit_rhythm_predicts_the_next_commit();
   close_and_fault_end_waits();
   timeouts_and_shutdown();
   return failures == 0 ? 0 : 1;

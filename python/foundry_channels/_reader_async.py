@@ -86,7 +86,7 @@ async def next_async(reader, timeout: Optional[float] = None, pollable=None):
             # Handed over: the item is due within `outcome` s (a commit just ran, or the learnt
             # rate expects it). Finish the wait here, in C++ with the GIL released, instead of
             # another poller -> loop wake-up after it lands; this loop waits no longer than
-            # the window (at most ~0.4 ms, mostly asleep) and only while it awaits this one reader.
+            # the window (at most 1 ms, mostly asleep) and only while it awaits this one reader.
             if deadline is not None:
                 outcome = min(outcome, max(0.0, deadline - loop.time()))
             (reader if pollable is None else pollable).wait(outcome)

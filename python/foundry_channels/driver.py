@@ -4,9 +4,15 @@ A thread that launches device work from Python (torch graph replays with `fc.str
 inside, command buffers) holds the GIL most of the time, so a reader on another thread (or an
 asyncio loop) gets each token only when it wins the GIL back: the first token arrives late and
 later ones in bursts. Draining from the launching thread itself needs no GIL hand-over:
-`reader.drain_into` is a non-blocking copy of ~100 ns when nothing is new, so doing it after
-every launch costs the loop almost nothing and sees a token one launch after the device wrote
-it (the streaming runner does the same between windows).
+`reader.drain_into` is a non-blocking copy of ~100 ns when nothing is new.
+
+The loop also keeps only a few launches in flight (`ahead`): once that many launches have not
+delivered their tokens yet, it waits for the next token in C++ (GIL released, `spin`) instead
+of launching more. Launching far ahead hides tokens: the thread is then inside a launch (or
+blocked in the driver on a full launch queue) when a token lands, and sees it only when that
+launch returns; a wait sees it within a microsecond. Two launches in flight keep the device
+busy (the next step is queued while one runs), so throughput stays that of launching freely,
+and a loop that stops early (EOS) has at most `ahead` steps left to finish.
 
     result = fc.launch_and_drain(lambda i: graph.replay(), reader, steps=256,
                                  on_tokens=lambda toks: print(toks.tolist()),
@@ -19,12 +25,15 @@ an asyncio consumer (an SSE endpoint) from a launch thread, pass
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:  # numpy is imported when a loop runs, not by `import foundry_channels`
     import numpy as np
+
+_UNSET = object()
 
 
 @dataclass
@@ -33,56 +42,116 @@ class DriveResult:
     delivered: int
     first_token_s: Optional[float]  # from the first launch to the first token drained
     seconds: float
+    # Whether the `ahead` bound was dropped because launches did not deliver tokens as counted
+    # (see launch_and_drain's `stall_s`).
+    bound_dropped: bool = False
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
                      on_tokens: Optional[Callable[["np.ndarray"], object]] = None, *,
-                     done: Optional[Callable[[], bool]] = None, batch: int = 4096,
-                     wait_slice_s: float = 0.0005,
-                     tail_wait_strategy: Optional[str] = "spin") -> DriveResult:
+                     done: Optional[Callable[[], bool]] = None, batch: int = 1024,
+                     ahead: Optional[int] = 2, tokens_per_launch: int = 1,
+                     stall_s: float = 0.05, wait_slice_s: float = 0.0005,
+                     wait_strategy: Optional[str] = "auto",
+                     tail_wait_strategy=_UNSET) -> DriveResult:
     """Calls `launch(i)` for i in range(steps), draining `reader` (non-blocking) after each;
     then, if `done` is given, keeps draining (blocking waits of at most `wait_slice_s`, GIL
     released) until `done()` is true and nothing is left; else drains what is readable once.
     Returns the counts and the first-token time.
 
-    `wait_slice_s` is also how late the loop can notice `done()`: the last token usually lands
-    a few microseconds before the device reports done, and no token follows it to end the wait
-    (with a 50 ms slice such a run could end up to 50 ms late).
+    `ahead`: at most this many launches in flight, a launch counting as finished once its
+    `tokens_per_launch` tokens were drained; with that many in flight the loop waits for the
+    next token (GIL released) before launching again. None launches without waiting (every
+    launch back to back). If no token comes for `stall_s` while it waits (launches that push
+    fewer tokens than counted, or none), the bound is dropped for the rest of the call
+    (`DriveResult.bound_dropped`), so a miscount costs `stall_s` once, never a hang.
 
-    `tail_wait_strategy`: the reader's wait strategy while it waits for the tokens still in
-    flight after the last launch (restored afterwards). "spin" (the default) keeps the thread,
-    which has nothing else to do, on a core as `.item()`'s cudaStreamSynchronize does; tokens
-    a replayed graph pushes every ~0.1 ms then reach an asyncio consumer with an inter-token
-    p99 of 159 us instead of 185 us (H200, 129 us step). None keeps the reader's own."""
+    `wait_slice_s` is also how late the loop can notice `done()`: the last token usually lands
+    a few microseconds before the device reports done, and no token follows it to end the wait.
+
+    `wait_strategy`: the reader's wait strategy during the call's waits (restored afterwards).
+    "spin" keeps the thread, which has nothing else to do, on a core, as `.item()`'s
+    cudaStreamSynchronize does: a token is seen within a microsecond of landing. "auto" (the
+    default) is "spin" where this process may run on more than two cores, else "adaptive" (on
+    two cores a spinning thread can take the core the producer needs, e.g. the `cpu`
+    backend's device thread). None keeps the reader's own. (`tail_wait_strategy` is its former
+    name.)
+
+    `batch`: the most tokens one drain copies (and hands to `on_tokens`); below 4096 a drain
+    keeps the GIL (a copy of that size is cheaper than handing the GIL to another thread, which
+    can keep it for the interpreter's switch interval)."""
     import numpy as np
 
+    if tail_wait_strategy is not _UNSET:
+        wait_strategy = tail_wait_strategy
+    if wait_strategy == "auto":
+        wait_strategy = "spin" if _usable_cores() > 2 else "adaptive"
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if done is not None and tail_wait_strategy is not None:
+        raise ValueError(f"launch_and_drain: steps must be >= 0, got {steps}")
+    if batch < 1:
+        raise ValueError(f"launch_and_drain: batch must be >= 1, got {batch}")
+    if ahead is not None and ahead < 1:
+        raise ValueError(f"launch_and_drain: ahead must be >= 1 or None, got {ahead}")
+    if tokens_per_launch < 1:
+        raise ValueError(
+            f"launch_and_drain: tokens_per_launch must be >= 1, got {tokens_per_launch}")
+    if not stall_s > 0 or not wait_slice_s > 0:
+        raise ValueError(f"launch_and_drain: stall_s and wait_slice_s must be > 0, got "
+                         f"{stall_s} and {wait_slice_s}")
+    if wait_strategy is not None:
         own = reader.wait_strategy
-        reader.wait_strategy = tail_wait_strategy  # refuses an unknown name before any launch
+        reader.wait_strategy = wait_strategy  # refuses an unknown name before any launch
         try:
             return launch_and_drain(launch, reader, steps, on_tokens, done=done, batch=batch,
-                                    wait_slice_s=wait_slice_s, tail_wait_strategy=None)
+                                    ahead=ahead, tokens_per_launch=tokens_per_launch,
+                                    stall_s=stall_s, wait_slice_s=wait_slice_s,
+                                    wait_strategy=None)
         finally:
             reader.wait_strategy = own
     out = np.empty(batch, dtype=np.uint32)
-    start = time.perf_counter()
+    perf_counter = time.perf_counter
+    start = perf_counter()
     first: Optional[float] = None
     delivered = 0
+    bounded = ahead is not None
+    dropped = False
+    closed = False
 
     def drain() -> int:
         nonlocal first, delivered
         n = reader.drain_into(out)
         if n:
             if first is None:
-                first = time.perf_counter() - start
+                first = perf_counter() - start
             delivered += n
             if on_tokens is not None:
                 on_tokens(out[:n])
         return n
 
     for i in range(steps):
+        if bounded and not closed:
+            # Launches 0..i-1 are out; wait while `ahead` of them have not delivered yet.
+            waited_since = None
+            while i - delivered // tokens_per_launch >= ahead:
+                if drain():
+                    waited_since = None  # progress: a stall is `stall_s` without a token
+                    continue
+                now = perf_counter()
+                if waited_since is None:
+                    waited_since = now
+                elif now - waited_since > stall_s:
+                    bounded, dropped = False, True  # tokens do not come as counted
+                    break
+                if reader.wait(wait_slice_s) == "closed":
+                    closed = True
+                    break
         launch(i)
         drain()
     if done is None:
@@ -100,4 +169,4 @@ def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
                 while drain():
                     pass
                 break
-    return DriveResult(steps, delivered, first, time.perf_counter() - start)
+    return DriveResult(steps, delivered, first, perf_counter() - start, dropped)
