@@ -57,7 +57,7 @@ def _usable_cores() -> int:
 def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
                      on_tokens: Optional[Callable[["np.ndarray"], object]] = None, *,
                      done: Optional[Callable[[], bool]] = None, batch: int = 1024,
-                     ahead: Optional[int] = 2, tokens_per_launch: int = 1,
+                     ahead: Optional[int] = None, tokens_per_launch: int = 1,
                      stall_s: float = 0.05, wait_slice_s: float = 0.0005,
                      wait_strategy: Optional[str] = "auto",
                      tail_wait_strategy=_UNSET) -> DriveResult:
@@ -66,10 +66,12 @@ def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
     released) until `done()` is true and nothing is left; else drains what is readable once.
     Returns the counts and the first-token time.
 
-    `ahead`: at most this many launches in flight, a launch counting as finished once its
+    `ahead`: None (the default) launches back to back, draining after each launch. A number
+    keeps at most that many launches in flight, a launch counting as finished once its
     `tokens_per_launch` tokens were drained; with that many in flight the loop waits for the
-    next token (GIL released) before launching again. None launches without waiting (every
-    launch back to back). If no token comes for `stall_s` while it waits (launches that push
+    next token (GIL released) before launching again: it bounds how far a loop that stops
+    early has run ahead. On an H200 the bound (2) made the first token later (1.31x an
+    `.item()` loop's against 1.03x back to back; benchmarks/RESULTS.md). If no token comes for `stall_s` while it waits (launches that push
     fewer tokens than counted, or none), the bound is dropped for the rest of the call
     (`DriveResult.bound_dropped`), so a miscount costs `stall_s` once, never a hang.
 
