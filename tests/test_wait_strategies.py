@@ -513,3 +513,25 @@ def test_launch_and_drain_refuses_bad_arguments_before_launching(cpu_device, kwa
     with pytest.raises(ValueError, match=name):
         fc.launch_and_drain(launched.append, reader, 3, **kwargs)
     assert launched == []
+
+
+def test_launch_and_drain_launches_first_and_sets_its_strategy_only_for_waits(cpu_device):
+    # Nothing of launch_and_drain's own set-up stands before the first launch (it delays the
+    # first token): launch 0 still sees the reader's own strategy; the tail wait sees "spin".
+    ch = make_channel(cpu_device, 64)
+    reader = ch.reader(wait_strategy="backoff")
+    queue = cpu_device.new_queue()
+    at_launch, at_done, last = [], [], []
+
+    def launch(i):
+        at_launch.append(reader.wait_strategy)
+        last[:] = [push(cpu_device, ch, [i], queue=queue)]
+
+    def done():
+        at_done.append(reader.wait_strategy)
+        return last[0].status == "completed"
+
+    r = fc.launch_and_drain(launch, reader, 3, done=done, wait_strategy="spin")
+    assert r.delivered == 3
+    assert at_launch == ["backoff"] * 3 and set(at_done) == {"spin"}
+    assert reader.wait_strategy == "backoff"
