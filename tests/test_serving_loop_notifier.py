@@ -119,3 +119,22 @@ def test_a_second_loop_is_served_and_a_new_loop_takes_over_a_closed_ones_fd():
 
         tokens, owned = asyncio.run(later())
         assert owned and tokens[0] == expected(encode_prompt("We hold"), 4, 40).tokens
+
+
+def test_a_wait_pending_when_its_notifier_closes_returns_instead_of_sleeping_for_ever():
+    # The engine closed from another thread ends its streams and writes the fd, then closes the
+    # notifier on the loop: if that close runs before the loop has polled the fd, the write is
+    # lost with the fd. Close with a wait pending (nothing ever written): the wait must return,
+    # and later waits on the closed notifier must not block either.
+    with Engine("cpu", lanes=1) as engine:
+        async def main():
+            notifier = engine._notifiers.for_running_loop()
+            assert notifier is not None
+            waiter = asyncio.ensure_future(notifier.wait("k", lambda: False))
+            await asyncio.sleep(0)  # the waiter is pending on its future now
+            asyncio.get_running_loop().call_soon(notifier.close)
+            await asyncio.wait_for(waiter, 5)
+            assert notifier.closed
+            await asyncio.wait_for(notifier.wait("k", lambda: False), 5)
+
+        asyncio.run(main())

@@ -31,6 +31,7 @@ class LoopNotifier:
         self._core = core
         self.loop = loop
         self._waiting: Dict[Any, Tuple[Callable[[], bool], asyncio.Future]] = {}
+        self.closed = False  # once closed, waiters take the generic path (request.py)
         self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         try:
             loop.add_reader(self._fd, self._wake)
@@ -42,6 +43,8 @@ class LoopNotifier:
     async def wait(self, key: Any, is_ready: Callable[[], bool]) -> None:
         """Returns once `is_ready()` (a stream's "something to read or ended"); `key` names
         the waiter (one wait per key at a time)."""
+        if self.closed:
+            return
         future = self.loop.create_future()
         self._waiting[key] = (is_ready, future)
         try:
@@ -67,11 +70,20 @@ class LoopNotifier:
 
     def close(self) -> None:
         """Detaches from the engine and closes the fd; on the loop's thread, or once the loop
-        is closed."""
+        is closed. Every wait still pending returns: a write of the fd that the loop had not
+        yet seen (the engine closed from another thread ends its streams, writes the fd, and
+        this runs before the loop polls it) would otherwise be lost with the fd, and its
+        waiters would sleep for ever; they re-check and wait the generic way."""
+        if self.closed:  # idempotent: the engine's close may come after a takeover's
+            return
+        self.closed = True
         self._core.set_notify_fd(-1)  # nothing writes the fd after this returned
         if not self.loop.is_closed():
             self.loop.remove_reader(self._fd)
         os.close(self._fd)
+        for _, future in self._waiting.values():
+            if not future.done():
+                future.set_result(None)
 
 
 class EngineNotifiers:

@@ -99,7 +99,7 @@ class Request:
                     yield piece
                 elif self._done:
                     break
-                elif notifier is not None:
+                elif notifier is not None and not notifier.closed:
                     await notifier.wait(self, ready)
                 elif not await wait_ready(stream, ready, timeout):
                     raise self._timeout(timeout)
