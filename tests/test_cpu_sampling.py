@@ -62,6 +62,9 @@ def test_a_custom_sampler_gives_the_tokens_of_a_per_step_synchronised_run(device
     in_one_cb = tokens_of(run)
     synchronised = per_step_sync(device, greedy_sampler, encode_prompt(PROMPT), max_tokens=80)
     assert in_one_cb == synchronised
+    # the same step encoded once and replayed per step (the benchmark's strictest baseline)
+    assert per_step_sync(device, greedy_sampler, encode_prompt(PROMPT), max_tokens=80,
+                         replay=True) == synchronised
     # one call per generated token (plus the one that drew EOS, if any), positions in order
     assert calls == sorted(calls) and len(calls) in (len(in_one_cb), len(in_one_cb) + 1)
 

@@ -45,6 +45,8 @@ class DriveResult:
     bound_dropped: bool = False
 
 
+# The reader's strategy names (csrc/channel/wait_strategy.hpp) plus "auto" and None: checked
+# here because the strategy is only put in place at the first wait, after launches began.
 _WAIT_STRATEGY_NAMES = ("auto", "adaptive", "spin", "backoff", None)
 
 
@@ -71,9 +73,9 @@ def launch_and_drain(launch: Callable[[int], object], reader, steps: int,
     keeps at most that many launches in flight, a launch counting as finished once its
     `tokens_per_launch` tokens were drained; with that many in flight the loop waits for the
     next token (GIL released) before launching again: it bounds how far a loop that stops
-    early has run ahead. On an H200 the bound (2) made the first token later (1.31x an
-    `.item()` loop's against 1.03x back to back; benchmarks/RESULTS.md). If no token comes for `stall_s` while it waits (launches that push
-    fewer tokens than counted, or none), the bound is dropped for the rest of the call
+    early has run ahead (on an H200 it gave the first token no gain: benchmarks/RESULTS.md).
+    If no token comes for `stall_s` while it waits (launches that push fewer tokens than
+    counted, or none), the bound is dropped for the rest of the call
     (`DriveResult.bound_dropped`), so a miscount costs `stall_s` once, never a hang.
 
     `wait_slice_s` is also how late the loop can notice `done()`: the last token usually lands

@@ -78,15 +78,19 @@ def per_step_sync(device, sampler: Callable[[np.ndarray, int], int], prompt: Seq
                     history=turn.hist.buffer, out=counts.buffer, stop=turn.stop.buffer,
                     vocab=vocab, predicated=1)
 
-    def run(cb) -> None:
-        cb.commit()
+    def finish(cb) -> None:
         if not cb.wait_until_completed(timeout=60):
             raise TimeoutError("a per-step command buffer did not finish within 60 s")
+
+    def run(cb) -> None:
+        cb.commit()
+        finish(cb)
 
     cb = turn.first
     turn.encode_prefill(cb)
     next_counts(cb)
     run(cb)
+
     def encode_step(cb) -> None:
         if pad is not None:
             pad(cb)
@@ -102,9 +106,7 @@ def per_step_sync(device, sampler: Callable[[np.ndarray, int], int], prompt: Seq
     for _ in range(max_tokens):
         token_view[0] = sampler(counts_view[1:], int(counts_view[0]))
         if step is not None:
-            cb = turn.queue.replay(step)
-            if not cb.wait_until_completed(timeout=60):
-                raise TimeoutError("a per-step command buffer did not finish within 60 s")
+            finish(turn.queue.replay(step))
         else:
             cb = turn.queue.command_buffer()
             encode_step(cb)
